@@ -1,0 +1,36 @@
+import type { SerializedError } from '../errors.js';
+
+/**
+ * The messages between the pool and a worker runtime. The same shapes travel over every tier:
+ * a direct call (inline), `postMessage` (thread) and the IPC channel (process).
+ * Tasks and results travel in batches: one message per flush, not one per task.
+ */
+
+export interface RunRequest {
+  id: number;
+  name: string;
+  input: unknown;
+  attempt: number;
+}
+
+export type ToWorker =
+  | { t: 'run'; tasks: RunRequest[] }
+  | { t: 'abort'; id: number }
+  | { t: 'ping'; seq: number }
+  | { t: 'close' };
+
+export type TaskResult =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; error: SerializedError; kind: 'threw' | 'unknown-handler' | 'not-cloneable' };
+
+export type FromWorker =
+  | { t: 'ready'; handlers: string[] }
+  | { t: 'start-error'; error: SerializedError }
+  | { t: 'results'; results: TaskResult[] }
+  | { t: 'pong'; seq: number }
+  | { t: 'fatal'; error: SerializedError };
+
+/** The data a thread or process worker is started with. */
+export interface WorkerData {
+  handlers: string;
+}

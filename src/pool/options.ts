@@ -1,0 +1,172 @@
+import { availableParallelism } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InvalidOptionError } from '../errors.js';
+import type { RestartPolicy } from '../supervisor/policy.js';
+import type { Isolation } from '../tiers/tier.js';
+
+export interface PoolOptions {
+  /** The handler module: a `URL`, a `file:` URL string, or a path (relative to the working directory). Its named function exports are the handlers. */
+  handlers: string | URL;
+  /** Where tasks run. Default `'thread'`. */
+  isolation?: Isolation;
+  /** Number of workers. Default `os.availableParallelism()`. */
+  workers?: number;
+  /** Tasks one worker holds at once (pipelining; async handlers run concurrently). Default 1. */
+  concurrency?: number;
+  /** Tasks that may wait for a worker; beyond this `run()` rejects with `QueueFullError`. Default unbounded. */
+  maxQueue?: number;
+  /** Default per-task timeout, from dispatch to result. Default none. */
+  timeoutMs?: number;
+  retry?: {
+    /** Total tries of an idempotent task whose worker crashed under it. Default 2. */
+    attempts?: number;
+  };
+  restart?: {
+    backoff?: { initialMs?: number; maxMs?: number; factor?: number };
+    intensity?: { maxRestarts?: number; withinMs?: number };
+    /** Uptime after which a crashed worker counts as having been stable (backoff starts over). Default 5000. */
+    stableAfterMs?: number;
+  };
+  /** Heap limit per worker in MiB (thread: `resourceLimits`; process: `--max-old-space-size`). */
+  maxHeapMb?: number;
+}
+
+export interface ResolvedOptions {
+  handlers: string;
+  isolation: Isolation;
+  workers: number;
+  concurrency: number;
+  maxQueue: number;
+  timeoutMs: number | undefined;
+  retryAttempts: number;
+  restart: RestartPolicy;
+  maxHeapMb: number | undefined;
+}
+
+const ISOLATIONS: readonly Isolation[] = ['inline', 'thread', 'process'];
+const TOP_LEVEL = [
+  'handlers',
+  'isolation',
+  'workers',
+  'concurrency',
+  'maxQueue',
+  'timeoutMs',
+  'retry',
+  'restart',
+  'maxHeapMb',
+] as const;
+
+function fail(option: string, message: string): never {
+  throw new InvalidOptionError(option, message);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return `a value of type ${Array.isArray(value) ? 'array' : typeof value}`;
+}
+
+function checkKeys(option: string, value: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.includes(key)) {
+      const name = option ? `${option}.${key}` : key;
+      fail(name, `is not a known option; allowed${option ? ` in '${option}'` : ''}: ${allowed.join(', ')}`);
+    }
+  }
+}
+
+function object(option: string, value: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail(option, `must be an object with keys ${allowed.join(', ')}; got ${describe(value)}`);
+  }
+  checkKeys(option, value, allowed);
+  return value as Record<string, unknown>;
+}
+
+/** An integer within [min, max], or the default when undefined. */
+export function integer(option: string, value: unknown, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    fail(option, `must be an integer ${range}; got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A positive finite number of milliseconds, or undefined. */
+export function milliseconds(option: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    fail(option, `must be a positive number of milliseconds; got ${describe(value)}`);
+  }
+  return value;
+}
+
+function handlersUrl(value: unknown): string {
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:') fail('handlers', `must be a file: URL; got ${value.href}`);
+    return value.href;
+  }
+  if (typeof value !== 'string' || value === '') {
+    fail('handlers', `is required: a URL or a path to the handler module; got ${describe(value)}`);
+  }
+  if (value.startsWith('file:')) return new URL(value).href;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value))
+    fail('handlers', `must be a file path or file: URL; got ${value}`);
+  return pathToFileURL(isAbsolute(value) ? value : resolve(value)).href;
+}
+
+export function resolveOptions(options: unknown): ResolvedOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    fail('options', `must be an object with at least 'handlers'; got ${describe(options)}`);
+  }
+  checkKeys('', options, TOP_LEVEL);
+  const o = options as Record<string, unknown>;
+
+  const isolation = o.isolation ?? 'thread';
+  if (!ISOLATIONS.includes(isolation as Isolation)) {
+    fail(
+      'isolation',
+      `must be one of ${ISOLATIONS.map((i) => `'${i}'`).join(', ')}; got ${describe(isolation)}`,
+    );
+  }
+
+  const retry = object('retry', o.retry, ['attempts']);
+  const restart = object('restart', o.restart, ['backoff', 'intensity', 'stableAfterMs']);
+  const backoff = object('restart.backoff', restart.backoff, ['initialMs', 'maxMs', 'factor']);
+  const intensity = object('restart.intensity', restart.intensity, ['maxRestarts', 'withinMs']);
+
+  const initialMs = integer('restart.backoff.initialMs', backoff.initialMs, 0, 3_600_000, 10);
+  const maxMs = integer('restart.backoff.maxMs', backoff.maxMs, 0, 3_600_000, 5_000);
+  if (maxMs < initialMs)
+    fail('restart.backoff.maxMs', `must be >= restart.backoff.initialMs (${initialMs}); got ${maxMs}`);
+  const factor = backoff.factor ?? 2;
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || factor < 1) {
+    fail('restart.backoff.factor', `must be a number >= 1; got ${describe(factor)}`);
+  }
+
+  const timeoutMs = milliseconds('timeoutMs', o.timeoutMs);
+  return {
+    handlers: handlersUrl(o.handlers),
+    isolation: isolation as Isolation,
+    workers: integer('workers', o.workers, 1, 1024, availableParallelism()),
+    concurrency: integer('concurrency', o.concurrency, 1, 10_000, 1),
+    maxQueue:
+      o.maxQueue === Number.POSITIVE_INFINITY
+        ? Infinity
+        : integer('maxQueue', o.maxQueue, 0, Number.MAX_SAFE_INTEGER, Infinity),
+    timeoutMs,
+    retryAttempts: integer('retry.attempts', retry.attempts, 1, 100, 2),
+    restart: {
+      backoff: { initialMs, maxMs, factor },
+      intensity: {
+        maxRestarts: integer('restart.intensity.maxRestarts', intensity.maxRestarts, 0, 1_000_000, 10),
+        withinMs: integer('restart.intensity.withinMs', intensity.withinMs, 1, 86_400_000, 10_000),
+      },
+      stableAfterMs: integer('restart.stableAfterMs', restart.stableAfterMs, 0, 86_400_000, 5_000),
+    },
+    maxHeapMb: o.maxHeapMb === undefined ? undefined : integer('maxHeapMb', o.maxHeapMb, 16, 1_048_576, 0),
+  };
+}

@@ -1,0 +1,814 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import type { TransferListItem } from 'node:worker_threads';
+import type { FromWorker, RunRequest, TaskResult } from '../channel/protocol.js';
+import {
+  AbortError,
+  type CrashCause,
+  describeCause,
+  InvalidOptionError,
+  PoolClosedError,
+  QuarantinedError,
+  QueueFullError,
+  SerializationError,
+  serializeError,
+  TaskError,
+  TaskTimeoutError,
+  UnknownHandlerError,
+  WorkerCrashedError,
+  WorkerStartError,
+} from '../errors.js';
+import {
+  endQuarantine,
+  initialSupervisorState,
+  isQuarantined,
+  onCrash,
+  type SupervisorState,
+} from '../supervisor/policy.js';
+import { inlineTier } from '../tiers/inline.js';
+import { processTier } from '../tiers/process.js';
+import { threadTier } from '../tiers/thread.js';
+import type { Isolation, Tier, WorkerExit, WorkerHandle } from '../tiers/tier.js';
+import type { Handler } from '../worker/runtime.js';
+import { classifyExit, type KillReason } from './crash.js';
+import { Deque } from './deque.js';
+import { milliseconds, type PoolOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { LatencyRecorder, type LatencySummary } from './stats.js';
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Overrides the pool's `timeoutMs` for this task. */
+  timeoutMs?: number;
+  /** Safe to run again if its worker crashes: it is retried up to `retry.attempts` tries. */
+  idempotent?: boolean;
+  /** Objects to move rather than copy (thread tier; ignored elsewhere). */
+  transfer?: readonly TransferListItem[];
+}
+
+export interface CrashEvent {
+  workerId: number;
+  pid?: number;
+  threadId?: number;
+  cause: CrashCause;
+  /** Unsettled tasks on the worker when it died. */
+  inFlight: number;
+  /** Of those, how many were sent to another try. */
+  retried: number;
+  /** Of those, how many were rejected with `WorkerCrashedError`. */
+  failed: number;
+}
+
+export interface RestartEvent {
+  workerId: number;
+  delayMs: number;
+  /** How many times this worker slot has been restarted. */
+  restarts: number;
+}
+
+export interface QuarantineEvent {
+  until: number;
+  lastCrash: CrashCause;
+  /** Tasks rejected with `QuarantinedError` when the quarantine began. */
+  rejected: number;
+}
+
+export interface WorkerStartEvent {
+  workerId: number;
+  pid?: number;
+  threadId?: number;
+}
+
+export interface WorkerExitEvent extends WorkerStartEvent {
+  exitCode: number | null;
+  signal: string | null;
+  /** True when the pool asked the worker to stop (close, destroy); false for a crash. */
+  expected: boolean;
+}
+
+export type WorkerState = 'starting' | 'ready' | 'stopping' | 'down';
+export type PoolState = 'open' | 'closing' | 'closed' | 'destroyed' | 'failed' | 'quarantined';
+
+export interface WorkerStats {
+  id: number;
+  pid?: number;
+  threadId?: number;
+  state: WorkerState;
+  running: number;
+  completed: number;
+  crashes: number;
+  restarts: number;
+}
+
+export interface PoolStats {
+  isolation: Isolation;
+  state: PoolState;
+  workers: WorkerStats[];
+  queued: number;
+  running: number;
+  completed: number;
+  failed: number;
+  retried: number;
+  crashes: number;
+  restarts: number;
+  /** From dispatch to a worker until the result came back. */
+  runTime: LatencySummary;
+  /** From `run()` until dispatch to a worker. */
+  queueWait: LatencySummary;
+}
+
+export interface PoolEvents {
+  crash: [CrashEvent];
+  restart: [RestartEvent];
+  quarantine: [QuarantineEvent];
+  workerStart: [WorkerStartEvent];
+  workerExit: [WorkerExitEvent];
+}
+
+type HandlerMap = Record<string, Handler>;
+type InputOf<H, K extends keyof H> = H[K] extends (input: infer I, ...rest: any[]) => any ? I : never;
+type OutputOf<H, K extends keyof H> = H[K] extends (...args: any[]) => infer O ? Awaited<O> : never;
+
+interface Task {
+  id: number;
+  name: string;
+  input: unknown;
+  transfer: readonly TransferListItem[] | undefined;
+  idempotent: boolean;
+  timeoutMs: number | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  resolve: (value: any) => void;
+  reject: (error: Error) => void;
+  attempt: number;
+  enqueuedAt: number;
+  dispatchedAt: number;
+  slot: Slot | undefined;
+  timer: NodeJS.Timeout | undefined;
+  settled: boolean;
+}
+
+interface Slot {
+  id: number;
+  handle: WorkerHandle | undefined;
+  state: WorkerState;
+  startedAt: number;
+  inFlight: Map<number, Task>;
+  outbox: Task[];
+  completed: number;
+  crashes: number;
+  restarts: number;
+  killedBy: KillReason;
+  respawnTimer: NodeJS.Timeout | undefined;
+}
+
+const TIERS: Record<Isolation, Tier> = { inline: inlineTier, thread: threadTier, process: processTier };
+/** How long a worker asked to stop may take before it is killed. */
+const STOP_GRACE_MS = 2_000;
+
+/**
+ * A pool of workers at one isolation level. Every `run()` settles exactly once; see the crash
+ * contract in the README.
+ */
+export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents> {
+  readonly isolation: Isolation;
+  private readonly options: ResolvedOptions;
+  private readonly tier: Tier;
+  private readonly slots: Slot[] = [];
+  private readonly queue = new Deque<Task>();
+  private queuedCount = 0;
+  private runningCount = 0;
+  private nextTaskId = 1;
+  private state: 'open' | 'closing' | 'closed' | 'destroyed' | 'failed' = 'open';
+  private supervisor: SupervisorState = initialSupervisorState;
+  private quarantineTimer: NodeJS.Timeout | undefined;
+  private lastCrash: CrashCause | undefined;
+  private handlerNames: Set<string> | undefined;
+  private startError: WorkerStartError | undefined;
+  private everReady = false;
+  private referenced = true;
+  private flushScheduled = false;
+  private readonly closeWaiters: (() => void)[] = [];
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly counters = { completed: 0, failed: 0, retried: 0, crashes: 0, restarts: 0 };
+  private readonly runTime = new LatencyRecorder();
+  private readonly queueWait = new LatencyRecorder();
+  private readonly flushAll = () => this.flushOutboxes();
+
+  constructor(options: PoolOptions) {
+    super();
+    this.options = resolveOptions(options);
+    this.isolation = this.options.isolation;
+    this.tier = TIERS[this.isolation];
+    for (let id = 0; id < this.options.workers; id++) {
+      const slot: Slot = {
+        id,
+        handle: undefined,
+        state: 'down',
+        startedAt: 0,
+        inFlight: new Map(),
+        outbox: [],
+        completed: 0,
+        crashes: 0,
+        restarts: 0,
+        killedBy: undefined,
+        respawnTimer: undefined,
+      };
+      this.slots.push(slot);
+      this.spawn(slot);
+    }
+    this.updateRefs();
+  }
+
+  /** Resolves once every worker has started; rejects with `WorkerStartError` if the handler module fails to load. */
+  ready(): Promise<void> {
+    if (this.startError) return Promise.reject(this.startError);
+    if (this.slots.every((s) => s.state === 'ready')) return Promise.resolve();
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  run<K extends keyof H & string>(
+    name: K,
+    input: InputOf<H, K>,
+    options?: RunOptions,
+  ): Promise<OutputOf<H, K>>;
+  run(name: string, input?: unknown, options: RunOptions = {}): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const refusal = this.refuse(name, options);
+      if (refusal) {
+        this.counters.failed++;
+        reject(refusal);
+        return;
+      }
+      const task: Task = {
+        id: this.nextTaskId++,
+        name,
+        input,
+        transfer: options.transfer,
+        idempotent: options.idempotent === true,
+        timeoutMs: options.timeoutMs ?? this.options.timeoutMs,
+        signal: options.signal,
+        onAbort: undefined,
+        resolve,
+        reject,
+        attempt: 1,
+        enqueuedAt: performance.now(),
+        dispatchedAt: 0,
+        slot: undefined,
+        timer: undefined,
+        settled: false,
+      };
+      if (task.signal) {
+        task.onAbort = () => this.abort(task);
+        task.signal.addEventListener('abort', task.onAbort, { once: true });
+      }
+      this.queue.push(task);
+      this.queuedCount++;
+      this.pump();
+      this.updateRefs();
+    });
+  }
+
+  /** Why a new task cannot be accepted, if it cannot. */
+  private refuse(name: unknown, options: RunOptions): Error | undefined {
+    if (this.state === 'closing' || this.state === 'closed') return new PoolClosedError('closed');
+    if (this.state === 'destroyed') return new PoolClosedError('destroyed');
+    if (this.startError) return this.startError;
+    if (isQuarantined(this.supervisor, Date.now()) && this.lastCrash) {
+      return new QuarantinedError(this.lastCrash, this.supervisor.quarantinedUntil!);
+    }
+    if (typeof name !== 'string' || name === '') {
+      return new InvalidOptionError(
+        'name',
+        `must be a non-empty string naming a handler; got ${typeof name}`,
+      );
+    }
+    const optionError = checkRunOptions(options);
+    if (optionError) return optionError;
+    if (options.signal?.aborted) return new AbortError(name, options.signal.reason);
+    if (this.handlerNames && !this.handlerNames.has(name))
+      return new UnknownHandlerError(name, [...this.handlerNames]);
+    if (this.queuedCount >= this.options.maxQueue) return new QueueFullError(this.options.maxQueue);
+    return undefined;
+  }
+
+  stats(): PoolStats {
+    return {
+      isolation: this.isolation,
+      state: this.poolState(),
+      workers: this.slots.map((s) => ({
+        id: s.id,
+        ...(s.handle?.pid !== undefined ? { pid: s.handle.pid } : {}),
+        ...(s.handle?.threadId !== undefined ? { threadId: s.handle.threadId } : {}),
+        state: s.state,
+        running: s.inFlight.size,
+        completed: s.completed,
+        crashes: s.crashes,
+        restarts: s.restarts,
+      })),
+      queued: this.queuedCount,
+      running: this.runningCount,
+      ...this.counters,
+      runTime: this.runTime.summary(),
+      queueWait: this.queueWait.summary(),
+    };
+  }
+
+  private poolState(): PoolState {
+    if (this.state === 'open' && isQuarantined(this.supervisor, Date.now())) return 'quarantined';
+    return this.state;
+  }
+
+  /** Graceful: refuses new tasks, finishes queued and running ones, then stops the workers. */
+  async close(): Promise<void> {
+    if (this.state === 'open' || this.state === 'failed') this.state = 'closing';
+    if (this.state === 'closing') this.maybeFinishClose();
+    await this.allStopped();
+  }
+
+  /** Now: rejects queued and running tasks with `PoolClosedError` and kills the workers. */
+  async destroy(): Promise<void> {
+    if (this.state !== 'closed' && this.state !== 'destroyed') {
+      this.state = 'destroyed';
+      this.rejectQueued(() => new PoolClosedError('destroyed'));
+      clearTimeout(this.quarantineTimer);
+      for (const slot of this.slots) {
+        clearTimeout(slot.respawnTimer);
+        slot.respawnTimer = undefined;
+        for (const task of slot.inFlight.values()) this.settleError(task, new PoolClosedError('destroyed'));
+        if (slot.handle && slot.state !== 'down') {
+          slot.state = 'stopping';
+          slot.handle.kill();
+        }
+      }
+      this.rejectReadyWaiters(new PoolClosedError('destroyed'));
+      this.updateRefs();
+    }
+    await this.allStopped();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- dispatch ----
+
+  private pump(): void {
+    while (this.queuedCount > 0) {
+      const slot = this.pickSlot();
+      if (!slot) return;
+      const task = this.queue.shift()!;
+      if (task.settled) continue;
+      this.queuedCount--;
+      if (this.handlerNames && !this.handlerNames.has(task.name)) {
+        this.settleError(task, new UnknownHandlerError(task.name, [...this.handlerNames]));
+        continue;
+      }
+      this.dispatch(task, slot);
+    }
+    if (this.state === 'closing') this.maybeFinishClose();
+  }
+
+  /** The ready worker with the fewest tasks, if one has room. */
+  private pickSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (slot.state !== 'ready' || slot.inFlight.size >= this.options.concurrency) continue;
+      if (!best || slot.inFlight.size < best.inFlight.size) best = slot;
+      if (best.inFlight.size === 0) break;
+    }
+    return best;
+  }
+
+  private dispatch(task: Task, slot: Slot): void {
+    const now = performance.now();
+    task.slot = slot;
+    task.dispatchedAt = now;
+    this.queueWait.recordMs(now - task.enqueuedAt);
+    slot.inFlight.set(task.id, task);
+    this.runningCount++;
+    if (task.timeoutMs !== undefined) {
+      task.timer = setTimeout(() => this.timeout(task), task.timeoutMs);
+    }
+    slot.outbox.push(task);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushAll);
+    }
+  }
+
+  /** Sends each worker the tasks dispatched to it in this turn, as one message. */
+  private flushOutboxes(): void {
+    this.flushScheduled = false;
+    for (const slot of this.slots) {
+      if (slot.outbox.length > 0) this.flushSlot(slot);
+    }
+  }
+
+  private flushSlot(slot: Slot): void {
+    const tasks = slot.outbox.filter((t) => !t.settled);
+    slot.outbox = [];
+    if (tasks.length === 0 || !slot.handle) return;
+    const requests = tasks.map(toRequest);
+    const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
+    try {
+      slot.handle.send({ t: 'run', tasks: requests }, transfer);
+    } catch {
+      // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
+      for (const task of tasks) {
+        try {
+          slot.handle.send({ t: 'run', tasks: [toRequest(task)] }, task.transfer);
+        } catch (err) {
+          this.release(slot, task);
+          this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
+        }
+      }
+      this.pump();
+    }
+  }
+
+  // ---- results ----
+
+  private onMessage(slot: Slot, handle: WorkerHandle, msg: FromWorker): void {
+    if (slot.handle !== handle) return;
+    switch (msg.t) {
+      case 'results':
+        for (const result of msg.results) this.onResult(slot, result);
+        this.pump();
+        this.updateRefs();
+        return;
+      case 'ready':
+        this.onReady(slot, msg.handlers);
+        return;
+      case 'start-error':
+        this.fail(new WorkerStartError(this.options.handlers, msg.error));
+        return;
+      case 'pong':
+      case 'fatal':
+        return;
+    }
+  }
+
+  private onResult(slot: Slot, result: TaskResult): void {
+    const task = slot.inFlight.get(result.id);
+    if (!task) return;
+    this.release(slot, task);
+    slot.completed++;
+    if (task.settled) return;
+    if (result.ok) {
+      this.runTime.recordMs(performance.now() - task.dispatchedAt);
+      this.settleValue(task, result.value);
+    } else if (result.kind === 'unknown-handler') {
+      this.settleError(
+        task,
+        new UnknownHandlerError(task.name, result.error.message.split(',').filter(Boolean)),
+      );
+    } else if (result.kind === 'not-cloneable') {
+      this.settleError(task, new SerializationError(task.name, 'result', result.error.message));
+    } else {
+      this.runTime.recordMs(performance.now() - task.dispatchedAt);
+      this.settleError(task, new TaskError(task.name, result.error));
+    }
+  }
+
+  private onReady(slot: Slot, handlers: string[]): void {
+    slot.state = 'ready';
+    this.everReady = true;
+    this.handlerNames ??= new Set(handlers);
+    this.emit('workerStart', { workerId: slot.id, ...ids(slot.handle!) });
+    if (this.readyWaiters.length > 0 && this.slots.every((s) => s.state === 'ready')) {
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w.resolve();
+    }
+    this.pump();
+  }
+
+  // ---- settling: the only places a task's promise is resolved or rejected ----
+
+  private settleValue(task: Task, value: unknown): void {
+    if (task.settled) return;
+    this.finishTask(task);
+    this.counters.completed++;
+    task.resolve(value);
+  }
+
+  private settleError(task: Task, error: Error): void {
+    if (task.settled) return;
+    this.finishTask(task);
+    this.counters.failed++;
+    task.reject(error);
+  }
+
+  private finishTask(task: Task): void {
+    task.settled = true;
+    clearTimeout(task.timer);
+    if (task.onAbort) task.signal!.removeEventListener('abort', task.onAbort);
+  }
+
+  /** The task no longer occupies its worker. */
+  private release(slot: Slot, task: Task): void {
+    if (slot.inFlight.delete(task.id)) this.runningCount--;
+    task.slot = undefined;
+  }
+
+  private abort(task: Task): void {
+    if (task.settled) return;
+    const slot = task.slot;
+    this.settleError(task, new AbortError(task.name, task.signal?.reason));
+    if (slot?.handle) {
+      if (slot.outbox.includes(task)) {
+        this.release(slot, task); // never sent: nothing to tell the worker
+        this.pump();
+      } else {
+        slot.handle.send({ t: 'abort', id: task.id });
+        // Inline handlers cannot be stopped; free the slot so the pool keeps moving.
+        if (this.isolation === 'inline') this.release(slot, task);
+      }
+    } else {
+      // The task stays in the deque, marked settled, and pump() skips it; the count excludes it now.
+      this.queuedCount--;
+      if (this.queuedCount === 0) this.queue.drain();
+      if (this.state === 'closing') this.maybeFinishClose();
+    }
+    this.updateRefs();
+  }
+
+  private timeout(task: Task): void {
+    const slot = task.slot;
+    if (task.settled || !slot) return;
+    this.settleError(task, new TaskTimeoutError(task.name, task.timeoutMs!));
+    if (this.isolation === 'inline') {
+      // Synchronous code cannot be stopped in the caller's thread: the handler is only told, via its signal.
+      slot.handle?.send({ t: 'abort', id: task.id });
+      this.release(slot, task);
+      this.pump();
+    } else if (slot.state === 'ready' || slot.state === 'starting') {
+      slot.killedBy = 'timeout';
+      slot.handle?.kill();
+    }
+  }
+
+  // ---- workers: start, exit, crash ----
+
+  private spawn(slot: Slot): void {
+    slot.state = 'starting';
+    slot.startedAt = performance.now();
+    slot.killedBy = undefined;
+    let handle: WorkerHandle | undefined;
+    try {
+      handle = this.tier.spawn(
+        { handlers: this.options.handlers, maxHeapMb: this.options.maxHeapMb },
+        {
+          message: (msg) => this.onMessage(slot, handle!, msg),
+          exit: (info) => this.onExit(slot, handle!, info),
+        },
+      );
+    } catch (err) {
+      slot.state = 'down';
+      this.fail(new WorkerStartError(this.options.handlers, serializeError(err)));
+      return;
+    }
+    slot.handle = handle;
+    if (!this.referenced) handle.unref();
+  }
+
+  private onExit(slot: Slot, handle: WorkerHandle, info: WorkerExit): void {
+    if (slot.handle !== handle) return;
+    const wasStopping = slot.state === 'stopping';
+    const wasReady = slot.state === 'ready';
+    slot.state = 'down';
+    slot.handle = undefined;
+    slot.outbox = [];
+    const workerIds = { workerId: slot.id, ...ids(handle) };
+    const expected = wasStopping || this.state === 'destroyed' || this.state === 'closed';
+    this.emit('workerExit', { ...workerIds, exitCode: info.exitCode, signal: info.signal, expected });
+
+    if (expected) {
+      for (const task of slot.inFlight.values()) {
+        this.release(slot, task);
+        this.settleError(
+          task,
+          this.startError ?? new PoolClosedError(this.state === 'destroyed' ? 'destroyed' : 'closed'),
+        );
+      }
+      this.notifyStopped();
+      return;
+    }
+
+    const cause = classifyExit(info, slot.killedBy, workerIds);
+    if (!wasReady && !this.everReady && !slot.killedBy) {
+      // The very first workers die while loading the handler module: that is a start failure, not a crash loop.
+      this.fail(
+        new WorkerStartError(this.options.handlers, {
+          name: 'WorkerExit',
+          message: `the worker ${describeCause(cause)} before it was ready`,
+          ...(info.error?.stack ? { stack: info.error.stack } : {}),
+        }),
+      );
+      this.notifyStopped();
+      return;
+    }
+    this.onCrash(slot, cause);
+  }
+
+  private onCrash(slot: Slot, cause: CrashCause): void {
+    this.counters.crashes++;
+    slot.crashes++;
+    this.lastCrash = cause;
+    let retried = 0;
+    let failed = 0;
+    // Backwards, so that retried tasks keep their order at the head of the queue.
+    const hit = [...slot.inFlight.values()].reverse();
+    for (const task of hit) {
+      this.release(slot, task);
+      if (task.settled) continue;
+      clearTimeout(task.timer);
+      task.timer = undefined;
+      if (task.idempotent && task.attempt < this.options.retryAttempts && this.state !== 'destroyed') {
+        task.attempt++;
+        retried++;
+        this.counters.retried++;
+        this.queue.unshift(task);
+        this.queuedCount++;
+      } else {
+        failed++;
+        this.settleError(task, new WorkerCrashedError(task.name, cause, task.attempt));
+      }
+    }
+    const now = Date.now();
+    const uptimeMs = performance.now() - slot.startedAt;
+    const { state, decision } = onCrash(this.options.restart, this.supervisor, now, uptimeMs);
+    this.supervisor = state;
+    this.emit('crash', {
+      workerId: slot.id,
+      ...ids(cause),
+      cause,
+      inFlight: retried + failed,
+      retried,
+      failed,
+    });
+
+    if (decision.action === 'quarantine') {
+      this.enterQuarantine(decision.until, cause);
+    } else if (this.state === 'open' || this.state === 'closing') {
+      this.scheduleRespawn(slot, decision.delayMs);
+    }
+    this.pump();
+    this.updateRefs();
+  }
+
+  private scheduleRespawn(slot: Slot, delayMs: number): void {
+    const respawn = () => {
+      slot.respawnTimer = undefined;
+      if (this.state !== 'open' && this.state !== 'closing') return;
+      if (this.state === 'closing' && this.queuedCount === 0) return this.maybeFinishClose();
+      slot.restarts++;
+      this.counters.restarts++;
+      this.emit('restart', { workerId: slot.id, delayMs, restarts: slot.restarts });
+      this.spawn(slot);
+    };
+    slot.respawnTimer = setTimeout(respawn, delayMs);
+    if (!this.referenced) slot.respawnTimer.unref();
+  }
+
+  private enterQuarantine(until: number, lastCrash: CrashCause): void {
+    const rejected = this.rejectQueued(() => new QuarantinedError(lastCrash, until));
+    this.emit('quarantine', { until, lastCrash, rejected });
+    clearTimeout(this.quarantineTimer);
+    this.quarantineTimer = setTimeout(() => this.leaveQuarantine(), Math.max(0, until - Date.now()));
+    this.quarantineTimer.unref();
+    if (this.state === 'closing') this.maybeFinishClose();
+  }
+
+  private leaveQuarantine(): void {
+    this.quarantineTimer = undefined;
+    this.supervisor = endQuarantine(this.supervisor, Date.now());
+    if (this.state !== 'open') return;
+    for (const slot of this.slots) {
+      if (slot.state === 'down' && !slot.respawnTimer) this.scheduleRespawn(slot, 0);
+    }
+  }
+
+  /** The handler module cannot be loaded: reject everything waiting, start nothing more. */
+  private fail(error: WorkerStartError): void {
+    if (this.startError) return;
+    this.startError = error;
+    if (this.state === 'open') this.state = 'failed';
+    this.rejectQueued(() => error);
+    this.rejectReadyWaiters(error);
+    for (const slot of this.slots) {
+      clearTimeout(slot.respawnTimer);
+      slot.respawnTimer = undefined;
+      if (slot.handle && slot.state !== 'down' && slot.state !== 'stopping') {
+        slot.state = 'stopping';
+        slot.handle.kill();
+      }
+    }
+  }
+
+  private rejectQueued(makeError: () => Error): number {
+    let rejected = 0;
+    for (const task of this.queue.drain()) {
+      if (task.settled) continue;
+      rejected++;
+      this.settleError(task, makeError());
+    }
+    this.queuedCount = 0;
+    return rejected;
+  }
+
+  private rejectReadyWaiters(error: Error): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  // ---- closing ----
+
+  private maybeFinishClose(): void {
+    if (this.state !== 'closing' || this.queuedCount > 0 || this.runningCount > 0) return;
+    this.state = 'closed';
+    clearTimeout(this.quarantineTimer);
+    for (const slot of this.slots) {
+      clearTimeout(slot.respawnTimer);
+      slot.respawnTimer = undefined;
+      if (slot.handle && slot.state !== 'down') {
+        slot.state = 'stopping';
+        slot.handle.stop(STOP_GRACE_MS);
+      }
+    }
+    this.rejectReadyWaiters(new PoolClosedError('closed'));
+    this.updateRefs();
+    this.notifyStopped();
+  }
+
+  private allStopped(): Promise<void> {
+    if (this.slots.every((s) => s.state === 'down')) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  private notifyStopped(): void {
+    if (!this.slots.every((s) => s.state === 'down')) return;
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
+  }
+
+  // ---- keeping the caller's process alive only while there is work ----
+
+  private updateRefs(): void {
+    // While closing or destroying, the workers keep the process alive until they have exited.
+    const busy =
+      this.queuedCount + this.runningCount > 0 || (this.state !== 'open' && this.state !== 'failed');
+    if (busy === this.referenced) return;
+    this.referenced = busy;
+    for (const slot of this.slots) {
+      if (busy) {
+        slot.handle?.ref();
+        slot.respawnTimer?.ref();
+      } else {
+        slot.handle?.unref();
+        slot.respawnTimer?.unref();
+      }
+    }
+  }
+}
+
+function toRequest(task: Task): RunRequest {
+  return { id: task.id, name: task.name, input: task.input, attempt: task.attempt };
+}
+
+function ids(source: { pid?: number; threadId?: number }): { pid?: number; threadId?: number } {
+  return {
+    ...(source.pid !== undefined ? { pid: source.pid } : {}),
+    ...(source.threadId !== undefined ? { threadId: source.threadId } : {}),
+  };
+}
+
+const RUN_OPTIONS = ['signal', 'timeoutMs', 'idempotent', 'transfer'];
+
+function checkRunOptions(options: unknown): InvalidOptionError | undefined {
+  if (options === null || typeof options !== 'object') {
+    return new InvalidOptionError('run options', `must be an object; got ${typeof options}`);
+  }
+  try {
+    for (const key of Object.keys(options)) {
+      if (!RUN_OPTIONS.includes(key)) {
+        return new InvalidOptionError(key, `is not a known run() option; allowed: ${RUN_OPTIONS.join(', ')}`);
+      }
+    }
+    const o = options as RunOptions;
+    if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
+      return new InvalidOptionError('signal', 'must be an AbortSignal');
+    }
+    milliseconds('timeoutMs', o.timeoutMs);
+    if (o.idempotent !== undefined && typeof o.idempotent !== 'boolean') {
+      return new InvalidOptionError('idempotent', `must be a boolean; got ${typeof o.idempotent}`);
+    }
+    if (o.transfer !== undefined && !Array.isArray(o.transfer)) {
+      return new InvalidOptionError('transfer', 'must be an array of transferable objects');
+    }
+  } catch (err) {
+    if (err instanceof InvalidOptionError) return err;
+    throw err;
+  }
+  return undefined;
+}

@@ -1,0 +1,48 @@
+import type { TransferListItem } from 'node:worker_threads';
+import type { FromWorker, ToWorker } from '../channel/protocol.js';
+import type { SerializedError } from '../errors.js';
+
+export type Isolation = 'inline' | 'thread' | 'process';
+
+/** How a worker ended, as the tier saw it. The pool turns this into a crash cause. */
+export interface WorkerExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** The uncaught error that ended the worker, if one was reported. */
+  error?: SerializedError;
+  /** The worker ran out of heap. */
+  oom: boolean;
+}
+
+export interface WorkerEvents {
+  message(msg: FromWorker): void;
+  /** Called exactly once, after the last `message`. */
+  exit(info: WorkerExit): void;
+}
+
+export interface SpawnOptions {
+  /** URL (href) of the handler module. */
+  handlers: string;
+  maxHeapMb?: number;
+}
+
+/** One running worker, whatever it is made of. */
+export interface WorkerHandle {
+  readonly pid?: number;
+  readonly threadId?: number;
+  /** Delivers a message; throws synchronously if it cannot be serialized. */
+  send(msg: ToWorker, transfer?: readonly TransferListItem[]): void;
+  /** Ends the worker now. `exit` follows. */
+  kill(): void;
+  /** Asks the worker to exit; kills it if it has not after `graceMs`. `exit` follows. */
+  stop(graceMs: number): void;
+  /** Whether the worker keeps the caller's event loop alive. */
+  ref(): void;
+  unref(): void;
+}
+
+/** An isolation level: knows how to start a worker and talk to it. */
+export interface Tier {
+  readonly isolation: Isolation;
+  spawn(options: SpawnOptions, events: WorkerEvents): WorkerHandle;
+}

@@ -1,0 +1,33 @@
+import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { serializeError } from '../errors.js';
+import { WorkerRuntime } from './runtime.js';
+
+// Runs inside a child process started by the process tier with an IPC channel.
+const send = process.send?.bind(process);
+if (!send) throw new Error('isolane: process-entry must be started with an IPC channel');
+
+const data = JSON.parse(process.env.ISOLANE_WORKER_DATA ?? '{}') as WorkerData;
+delete process.env.ISOLANE_WORKER_DATA;
+
+// The parent is gone (or closed the channel): nothing can receive our results, so stop at once.
+process.on('disconnect', () => process.exit(0));
+
+// Report the uncaught error to the pool, then exit. The exit is forced if the report cannot be sent.
+process.on('uncaughtException', (err) => {
+  const exit = () => process.exit(70);
+  setTimeout(exit, 500).unref();
+  try {
+    send({ t: 'fatal', error: serializeError(err) } satisfies FromWorker, undefined, {}, exit);
+  } catch {
+    exit();
+  }
+});
+
+const runtime = new WorkerRuntime(
+  (msg: FromWorker) => {
+    send(msg);
+  },
+  () => process.exit(0),
+);
+process.on('message', (msg: ToWorker) => runtime.receive(msg));
+await runtime.load(data.handlers);
