@@ -223,7 +223,10 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
   ready(): Promise<void> {
     if (this.startError) return Promise.reject(this.startError);
     if (this.slots.every((s) => s.state === 'ready')) return Promise.resolve();
-    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.readyWaiters.push({ resolve, reject });
+      this.updateRefs();
+    });
   }
 
   run<K extends keyof H & string>(
@@ -481,6 +484,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       for (const w of waiters) w.resolve();
     }
     this.pump();
+    this.updateRefs();
   }
 
   // ---- settling: the only places a task's promise is resolved or rejected ----
@@ -757,7 +761,8 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
   private updateRefs(): void {
     // While closing or destroying, the workers keep the process alive until they have exited.
     const busy =
-      this.queuedCount + this.runningCount > 0 || (this.state !== 'open' && this.state !== 'failed');
+      this.queuedCount + this.runningCount + this.readyWaiters.length > 0 ||
+      (this.state !== 'open' && this.state !== 'failed');
     if (busy === this.referenced) return;
     this.referenced = busy;
     for (const slot of this.slots) {
