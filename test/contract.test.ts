@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortError,
+  createPool,
   InvalidOptionError,
   PoolClosedError,
   QueueFullError,
@@ -11,9 +12,8 @@ import {
   TaskTimeoutError,
   UnknownHandlerError,
   WorkerStartError,
-  createPool,
 } from '../src/index.js';
-import { BROKEN_HANDLERS, EXIT_ON_LOAD_HANDLERS, TIERS, childPids, eventually, withPool } from './helpers.js';
+import { BROKEN_HANDLERS, childPids, EXIT_ON_LOAD_HANDLERS, eventually, TIERS, withPool } from './helpers.js';
 
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
@@ -148,7 +148,11 @@ for (const isolation of TIERS) {
       }));
 
     test('close finishes queued and running tasks, then refuses new ones', async () => {
-      const pool = createPool({ handlers: new URL('./fixtures/handlers.js', import.meta.url), isolation, workers: 1 });
+      const pool = createPool({
+        handlers: new URL('./fixtures/handlers.js', import.meta.url),
+        isolation,
+        workers: 1,
+      });
       const tasks = [0, 1, 2].map((i) => pool.run('delayed', { ms: 30, value: i }));
       const closed = pool.close();
       const refused = await pool.run('echo', 1).catch((e) => e);
@@ -160,7 +164,11 @@ for (const isolation of TIERS) {
     });
 
     test('destroy rejects queued and running tasks with PoolClosedError', async () => {
-      const pool = createPool({ handlers: new URL('./fixtures/handlers.js', import.meta.url), isolation, workers: 1 });
+      const pool = createPool({
+        handlers: new URL('./fixtures/handlers.js', import.meta.url),
+        isolation,
+        workers: 1,
+      });
       await pool.ready();
       const running = pool.run('delayed', { ms: 5_000, value: 0 }).catch((e) => e);
       const queued = pool.run('echo', 1).catch((e) => e);
@@ -177,7 +185,10 @@ for (const isolation of TIERS) {
     test('await using closes the pool', async () => {
       let stats: ReturnType<import('../src/index.js').Pool['stats']> | undefined;
       {
-        await using pool = createPool({ handlers: new URL('./fixtures/handlers.js', import.meta.url), isolation });
+        await using pool = createPool({
+          handlers: new URL('./fixtures/handlers.js', import.meta.url),
+          isolation,
+        });
         assert.equal(await pool.run('inc', 1), 2);
         stats = pool.stats();
         setImmediate(() => {

@@ -8,7 +8,7 @@ import {
   TaskTimeoutError,
   WorkerCrashedError,
 } from '../src/index.js';
-import { ISOLATED_TIERS, childPids, eventually, once, withPool } from './helpers.js';
+import { childPids, eventually, ISOLATED_TIERS, once, withPool } from './helpers.js';
 
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
@@ -56,18 +56,21 @@ for (const isolation of ISOLATED_TIERS) {
       }));
 
     test('a crash loses no queued task: they go to the other worker', () =>
-      withPool({ isolation, workers: 2, restart: { backoff: { initialMs: 2_000, maxMs: 2_000 } } }, async (pool) => {
-        await pool.ready();
-        const doomed = pool.run('exit', 1).catch((e) => e);
-        const queued = Array.from({ length: 20 }, (_, i) => pool.run('inc', i));
-        crashed(await doomed);
-        assert.deepEqual(
-          await Promise.all(queued),
-          Array.from({ length: 20 }, (_, i) => i + 1),
-        );
-        // All of them ran while the crashed worker waited out its 2 s backoff.
-        assert.equal(pool.stats().restarts, 0);
-      }));
+      withPool(
+        { isolation, workers: 2, restart: { backoff: { initialMs: 2_000, maxMs: 2_000 } } },
+        async (pool) => {
+          await pool.ready();
+          const doomed = pool.run('exit', 1).catch((e) => e);
+          const queued = Array.from({ length: 20 }, (_, i) => pool.run('inc', i));
+          crashed(await doomed);
+          assert.deepEqual(
+            await Promise.all(queued),
+            Array.from({ length: 20 }, (_, i) => i + 1),
+          );
+          // All of them ran while the crashed worker waited out its 2 s backoff.
+          assert.equal(pool.stats().restarts, 0);
+        },
+      ));
 
     test('idempotent tasks hit by a crash are retried; the others fail', () =>
       withPool({ isolation, workers: 1, concurrency: 3 }, async (pool) => {
@@ -131,7 +134,11 @@ for (const isolation of ISOLATED_TIERS) {
 
     test('restarts back off exponentially', () =>
       withPool(
-        { isolation, workers: 1, restart: { backoff: { initialMs: 10, maxMs: 1_000 }, stableAfterMs: 60_000 } },
+        {
+          isolation,
+          workers: 1,
+          restart: { backoff: { initialMs: 10, maxMs: 1_000 }, stableAfterMs: 60_000 },
+        },
         async (pool) => {
           const delays: number[] = [];
           pool.on('restart', (e: RestartEvent) => delays.push(e.delayMs));

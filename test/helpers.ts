@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Isolation, type Pool, type PoolOptions, createPool } from '../src/index.js';
+import { createPool, type Isolation, type Pool, type PoolOptions } from '../src/index.js';
 import type * as fixtures from './fixtures/handlers.js';
 
 export const HANDLERS = new URL('./fixtures/handlers.js', import.meta.url);
@@ -65,7 +65,10 @@ export function once<E extends keyof import('../src/index.js').PoolEvents>(
   timeoutMs = 10_000,
 ): Promise<import('../src/index.js').PoolEvents[E][0]> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`no '${event}' event within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     pool.once(event, ((payload: never) => {
       clearTimeout(timer);
       resolve(payload);

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  type RestartPolicy,
-  type SupervisorState,
   backoffDelay,
   endQuarantine,
   initialSupervisorState,
   isQuarantined,
   onCrash,
+  type RestartPolicy,
+  type SupervisorState,
 } from '../src/supervisor/policy.js';
 
 const policy: RestartPolicy = {
@@ -82,7 +82,12 @@ describe('supervisor policy', () => {
   });
 
   test('maxRestarts 0 quarantines on the first crash', () => {
-    const out = onCrash({ ...policy, intensity: { maxRestarts: 0, withinMs: 50 } }, initialSupervisorState, 7, 1);
+    const out = onCrash(
+      { ...policy, intensity: { maxRestarts: 0, withinMs: 50 } },
+      initialSupervisorState,
+      7,
+      1,
+    );
     assert.deepEqual(out.decision, { action: 'quarantine', until: 57 });
   });
 });

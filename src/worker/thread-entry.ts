@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { inheritTsxInThread } from './loaders.js';
 import { WorkerRuntime } from './runtime.js';
 
 // Runs inside a worker thread. Uncaught errors are left alone on purpose: the thread dies and the
@@ -12,4 +13,5 @@ const runtime = new WorkerRuntime(
   () => process.exit(0),
 );
 port.on('message', (msg: ToWorker) => runtime.receive(msg));
+await inheritTsxInThread(process.execArgv);
 await runtime.load((workerData as WorkerData).handlers);
