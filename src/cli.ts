@@ -1,15 +1,20 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { BENCH_USAGE, benchCommand } from './cli/bench.js';
+import { UsageError } from './cli/usage.js';
 
 const USAGE = `usage: isolane <command> [options]
 
 commands:
+  bench      the communication tax of every transport, and the seed's claims put to the test
   help       show this text
   version    print the version
 
-The measuring commands (bench, crash, escape, advise, report) are listed here as they land.
-`;
+${BENCH_USAGE}`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  bench: benchCommand,
+};
 
 function version(): string {
   const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -18,29 +23,27 @@ function version(): string {
   return manifest.version;
 }
 
-function main(argv: string[]): number {
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } },
-    });
-  } catch (err) {
-    process.stderr.write(`isolane: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const [command] = parsed.positionals;
-  if (parsed.values.version || command === 'version') {
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'version' || command === '--version' || command === '-v') {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  if (parsed.values.help || command === undefined || command === 'help') {
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
     return 0;
   }
-  process.stderr.write(`isolane: unknown command '${command}'\n\n${USAGE}`);
-  return 2;
+  const run = COMMANDS[command];
+  try {
+    if (!run) throw new UsageError(`unknown command '${command}'`);
+    return await run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`isolane: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,431 @@
+/** Every transport the communication-tax lab measures, behind one `measure` function each. */
+import { once } from 'node:events';
+import { cpus } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { createPool } from '../../index.js';
+import { pin, unpin } from '../affinity.js';
+import { currentTid, lastCpu, processCpuNs } from '../cpu.js';
+import { percentile } from '../math.js';
+import { ipcLink, type Link, pipeLink, postMessageLink, socketLink } from './links.js';
+import { linkIdleRoundTrips, linkRoundTrips, linkStream } from './measure.js';
+import { messageBytes, type Size } from './messages.js';
+import { createSab, produce, SabPinger } from './sab.js';
+
+export type TransportKind = 'in-thread' | 'thread' | 'process' | 'pool';
+export type CorePlacement = 'cross' | 'same' | 'free';
+
+export interface Plan {
+  rttMs: number;
+  streamMs: number;
+  idleCount: number;
+  idleGapMs: number;
+  batch: number;
+  cores: CorePlacement;
+}
+
+export interface Throughput {
+  /** Messages per send. */
+  batch: number;
+  messagesPerSec: number;
+  /** CPU time of both ends per message, µs. */
+  cpuUsPerMessage: number;
+}
+
+export interface TransportResult {
+  transport: string;
+  kind: TransportKind;
+  size: Size;
+  bytes: number;
+  rtt: { p50Us: number; p99Us: number; samples: number; block: number };
+  /** Round trip after the receiver sat idle (it has to be woken). */
+  idleRtt: { p50Us: number; samples: number } | null;
+  oneWay: Throughput[];
+  cores: { placement: CorePlacement; caller?: number; peer?: number; sameCore?: boolean };
+}
+
+export interface Transport {
+  id: string;
+  kind: TransportKind;
+  description: string;
+  measure(size: Size, plan: Plan): Promise<TransportResult>;
+}
+
+const mainTid = currentTid();
+
+function cpusFor(plan: Plan): { caller: number; peer: number } | undefined {
+  if (plan.cores === 'free' || cpus().length < (plan.cores === 'cross' ? 2 : 1)) return undefined;
+  return { caller: 0, peer: plan.cores === 'cross' ? 1 : 0 };
+}
+
+function summarize(samplesUs: number[], block: number): TransportResult['rtt'] {
+  return {
+    p50Us: percentile(samplesUs, 50),
+    p99Us: percentile(samplesUs, 99),
+    samples: samplesUs.length,
+    block,
+  };
+}
+
+function placement(plan: Plan, peerTid: number | undefined): TransportResult['cores'] {
+  const caller = lastCpu(mainTid);
+  const peer = peerTid === undefined ? undefined : lastCpu(peerTid);
+  return {
+    placement: plan.cores,
+    ...(caller !== undefined ? { caller } : {}),
+    ...(peer !== undefined ? { peer } : {}),
+    ...(caller !== undefined && peer !== undefined ? { sameCore: caller === peer } : {}),
+  };
+}
+
+/** Times `fn` over blocks of calls, so that the clock's own cost does not swamp nanosecond round trips. */
+async function blockedSamples(
+  fn: () => unknown,
+  durationMs: number,
+  blockNs = 20_000,
+): Promise<{ samplesUs: number[]; block: number }> {
+  let block = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < block; i++) await fn();
+    if ((performance.now() - t0) * 1e6 >= blockNs || block >= 1 << 24) break;
+    block *= 2;
+  }
+  const samplesUs: number[] = [];
+  const deadline = performance.now() + durationMs;
+  while (performance.now() < deadline && samplesUs.length < 100_000) {
+    const t0 = performance.now();
+    for (let i = 0; i < block; i++) await fn();
+    samplesUs.push(((performance.now() - t0) * 1000) / block);
+  }
+  return { samplesUs, block };
+}
+
+function blockedSamplesSync(
+  fn: () => void,
+  durationMs: number,
+  blockNs = 20_000,
+): { samplesUs: number[]; block: number } {
+  let block = 1;
+  for (;;) {
+    const t0 = performance.now();
+    for (let i = 0; i < block; i++) fn();
+    if ((performance.now() - t0) * 1e6 >= blockNs || block >= 1 << 24) break;
+    block *= 2;
+  }
+  const samplesUs: number[] = [];
+  const deadline = performance.now() + durationMs;
+  while (performance.now() < deadline && samplesUs.length < 100_000) {
+    const t0 = performance.now();
+    for (let i = 0; i < block; i++) fn();
+    samplesUs.push(((performance.now() - t0) * 1000) / block);
+  }
+  return { samplesUs, block };
+}
+
+function inThreadThroughput(rtt: TransportResult['rtt']): Throughput[] {
+  // In one thread a "message" is the call itself: its rate is 1/latency, its CPU is its latency.
+  return [{ batch: 1, messagesPerSec: 1e6 / rtt.p50Us, cpuUsPerMessage: rtt.p50Us }];
+}
+
+let sink = 0;
+function direct(x: number): number {
+  return x + 1;
+}
+
+const directCall: Transport = {
+  id: 'direct',
+  kind: 'in-thread',
+  description: 'a function call in the same thread',
+  async measure(size, plan) {
+    const cpus = cpusFor(plan);
+    if (cpus) pin(mainTid, cpus.caller);
+    const obj = size === '4k' ? { p: 'x'.repeat(4072) } : undefined;
+    const { samplesUs, block } = blockedSamplesSync(() => {
+      sink = direct(sink) + (obj ? obj.p.length & 1 : 0);
+    }, plan.rttMs);
+    const rtt = summarize(samplesUs, block);
+    return {
+      transport: 'direct',
+      kind: 'in-thread',
+      size,
+      bytes: messageBytes(size),
+      rtt,
+      idleRtt: null,
+      oneWay: inThreadThroughput(rtt),
+      cores: placement(plan, undefined),
+    };
+  },
+};
+
+const microtask: Transport = {
+  id: 'microtask',
+  kind: 'in-thread',
+  description: 'a hop through the microtask queue (await of a resolved promise)',
+  async measure(size, plan) {
+    const value = size === '4k' ? { p: 'x'.repeat(4072) } : 1;
+    const { samplesUs, block } = await blockedSamples(() => Promise.resolve(value), plan.rttMs);
+    const rtt = summarize(samplesUs, block);
+    return {
+      transport: 'microtask',
+      kind: 'in-thread',
+      size,
+      bytes: messageBytes(size),
+      rtt,
+      idleRtt: null,
+      oneWay: inThreadThroughput(rtt),
+      cores: placement(plan, undefined),
+    };
+  },
+};
+
+function linkTransport(
+  id: string,
+  kind: 'thread' | 'process',
+  description: string,
+  open: () => Promise<Link>,
+): Transport {
+  return {
+    id,
+    kind,
+    description,
+    async measure(size, plan) {
+      const link = await open();
+      const cpus = cpusFor(plan);
+      const peerId = link.peer.tid ?? link.peer.pid;
+      try {
+        if (cpus) {
+          pin(mainTid, cpus.caller);
+          if (peerId !== undefined) pin(peerId, cpus.peer, link.peer.pid !== undefined);
+        }
+        await linkRoundTrips(link, size, Math.min(100, plan.rttMs / 4)); // warm-up
+        const { samplesUs } = await linkRoundTrips(link, size, plan.rttMs);
+        const idle = await linkIdleRoundTrips(link, size, plan.idleCount, plan.idleGapMs);
+        const window = size === '4k' ? 2_048 : 8_192;
+        const oneWay: Throughput[] = [];
+        for (const batch of [1, plan.batch]) {
+          const r = await linkStream(link, size, plan.streamMs, batch, window);
+          oneWay.push({
+            batch,
+            messagesPerSec: r.messages / (r.elapsedMs / 1000),
+            cpuUsPerMessage: r.cpuNs / 1000 / r.messages,
+          });
+        }
+        return {
+          transport: id,
+          kind,
+          size,
+          bytes: messageBytes(size),
+          rtt: summarize(samplesUs, 1),
+          idleRtt: { p50Us: percentile(idle, 50), samples: idle.length },
+          oneWay,
+          cores: placement(plan, link.peer.tid ?? link.peer.pid),
+        };
+      } finally {
+        await link.close();
+      }
+    },
+  };
+}
+
+const SAB_PEER = new URL('./peer-thread.js', import.meta.url);
+
+async function sabWorker(data: ReturnType<typeof createSab>): Promise<{ worker: Worker; tid: number }> {
+  const worker = new Worker(SAB_PEER, { workerData: { mode: 'sab', ...data } });
+  const [{ tid }] = (await once(worker, 'message')) as [{ tid: number }];
+  return { worker, tid };
+}
+
+function sabTransport(id: string, sleep: boolean, description: string): Transport {
+  return {
+    id,
+    kind: 'thread',
+    description,
+    async measure(size, plan) {
+      const cpus = cpusFor(plan);
+      if (cpus) pin(mainTid, cpus.caller);
+      // Ping-pong.
+      const cell = createSab(size, sleep, 'pingpong');
+      const { worker, tid } = await sabWorker(cell);
+      let rtt: TransportResult['rtt'];
+      let idle: number[] = [];
+      let cores: TransportResult['cores'];
+      try {
+        if (cpus) pin(tid, cpus.peer);
+        const pinger = new SabPinger(cell);
+        blockedSamplesSync(() => pinger.roundTrip(), Math.min(100, plan.rttMs / 4)); // warm-up
+        const s = blockedSamplesSync(() => pinger.roundTrip(), plan.rttMs, 2_000);
+        rtt = summarize(s.samplesUs, s.block);
+        for (let i = 0; i < plan.idleCount; i++) {
+          await new Promise((r) => setTimeout(r, plan.idleGapMs));
+          const t0 = performance.now();
+          pinger.roundTrip();
+          idle.push((performance.now() - t0) * 1000);
+        }
+        cores = placement(plan, tid);
+        pinger.stop();
+      } finally {
+        await worker.terminate();
+      }
+      // One way through the ring.
+      const oneWay: Throughput[] = [];
+      for (const batch of [1, plan.batch]) {
+        const ring = createSab(size, sleep, 'stream');
+        const peer = await sabWorker(ring);
+        try {
+          if (cpus) pin(peer.tid, cpus.peer);
+          const cpu0 = processCpuNs('self');
+          const r = produce(ring, plan.streamMs, batch);
+          const cpuNs = processCpuNs('self') - cpu0;
+          oneWay.push({
+            batch,
+            messagesPerSec: r.messages / (r.elapsedMs / 1000),
+            cpuUsPerMessage: cpuNs / 1000 / r.messages,
+          });
+        } finally {
+          await peer.worker.terminate();
+        }
+      }
+      if (plan.idleCount === 0) idle = [];
+      return {
+        transport: id,
+        kind: 'thread',
+        size,
+        bytes: size === '4k' ? 4096 : 4,
+        rtt,
+        idleRtt: idle.length ? { p50Us: percentile(idle, 50), samples: idle.length } : null,
+        oneWay,
+        cores,
+      };
+    },
+  };
+}
+
+const POOL_HANDLERS = new URL('./pool-handlers.js', import.meta.url);
+
+function poolTransport(isolation: 'inline' | 'thread' | 'process'): Transport {
+  const id = `pool-${isolation}`;
+  return {
+    id,
+    kind: 'pool',
+    description: `isolane's own ${isolation} tier, end to end (pool.run of an echo handler)`,
+    async measure(size, plan) {
+      const cpus = cpusFor(plan);
+      const input = size === '4k' ? { p: 'x'.repeat(4072) } : 1;
+      const sequential = createPool({ handlers: POOL_HANDLERS, isolation, workers: 1 });
+      let rtt: TransportResult['rtt'];
+      const idle: number[] = [];
+      let cores: TransportResult['cores'];
+      try {
+        await sequential.ready();
+        const worker = sequential.stats().workers[0]!;
+        const peerId = worker.pid ?? (isolation === 'thread' ? await sequential.run('tid', null) : undefined);
+        if (cpus) {
+          pin(mainTid, cpus.caller);
+          if (typeof peerId === 'number') pin(peerId, cpus.peer, worker.pid !== undefined);
+        }
+        const run = () => sequential.run('echo', input);
+        await blockedSamples(run, Math.min(100, plan.rttMs / 4));
+        const s = await blockedSamples(run, plan.rttMs, isolation === 'inline' ? 20_000 : 1);
+        rtt = summarize(s.samplesUs, s.block);
+        if (isolation !== 'inline') {
+          for (let i = 0; i < plan.idleCount; i++) {
+            await new Promise((r) => setTimeout(r, plan.idleGapMs));
+            const t0 = performance.now();
+            await run();
+            idle.push((performance.now() - t0) * 1000);
+          }
+        }
+        cores = placement(plan, typeof peerId === 'number' ? peerId : undefined);
+      } finally {
+        await sequential.destroy();
+      }
+      const oneWay: Throughput[] = [];
+      for (const concurrency of [1, plan.batch]) {
+        const pool = createPool({ handlers: POOL_HANDLERS, isolation, workers: 1, concurrency });
+        try {
+          await pool.ready();
+          const pid = pool.stats().workers[0]!.pid;
+          if (cpus && pid) pin(pid, cpus.peer, true);
+          const cpu0 = processCpuNs('self') + (pid ? processCpuNs(pid) : 0);
+          const t0 = performance.now();
+          const deadline = t0 + plan.streamMs;
+          let done = 0;
+          const outstanding = Math.max(concurrency * 4, 64);
+          await new Promise<void>((resolve, reject) => {
+            let inFlight = 0;
+            const next = () => {
+              while (inFlight < outstanding && performance.now() < deadline) {
+                inFlight++;
+                pool.run('echo', input).then(() => {
+                  inFlight--;
+                  done++;
+                  if (performance.now() < deadline) next();
+                  else if (inFlight === 0) resolve();
+                }, reject);
+              }
+              if (inFlight === 0) resolve();
+            };
+            next();
+          });
+          const elapsedMs = performance.now() - t0;
+          const cpuNs = processCpuNs('self') + (pid ? processCpuNs(pid) : 0) - cpu0;
+          oneWay.push({
+            batch: concurrency,
+            messagesPerSec: done / (elapsedMs / 1000),
+            cpuUsPerMessage: cpuNs / 1000 / done,
+          });
+        } finally {
+          await pool.destroy();
+        }
+      }
+      return {
+        transport: id,
+        kind: 'pool',
+        size,
+        bytes: messageBytes(size),
+        rtt,
+        idleRtt: idle.length ? { p50Us: percentile(idle, 50), samples: idle.length } : null,
+        oneWay,
+        cores,
+      };
+    },
+  };
+}
+
+export const TRANSPORTS: readonly Transport[] = [
+  directCall,
+  microtask,
+  linkTransport('postMessage', 'thread', 'worker_threads postMessage (structured clone)', postMessageLink),
+  sabTransport(
+    'atomics-wait',
+    true,
+    'SharedArrayBuffer, receiver sleeps in Atomics.wait and is woken by Atomics.notify',
+  ),
+  sabTransport(
+    'busy-poll',
+    false,
+    'SharedArrayBuffer, both ends spin on Atomics.load (no sleeping, no wake-up)',
+  ),
+  linkTransport('ipc-json', 'process', 'child_process.fork IPC, json serialization', () => ipcLink('json')),
+  linkTransport(
+    'ipc-advanced',
+    'process',
+    'child_process.fork IPC, advanced (structured clone) serialization',
+    () => ipcLink('advanced'),
+  ),
+  linkTransport('unix', 'process', 'Unix domain socket, newline-delimited JSON', () => socketLink('unix')),
+  linkTransport('tcp', 'process', 'TCP on 127.0.0.1, newline-delimited JSON, Nagle off', () =>
+    socketLink('tcp'),
+  ),
+  linkTransport('pipe', 'process', "the child's stdin/stdout pipes, newline-delimited JSON", pipeLink),
+  poolTransport('inline'),
+  poolTransport('thread'),
+  poolTransport('process'),
+];
+
+export function restoreAffinity(): void {
+  unpin(mainTid);
+}
+
+export { sink as _sink };
