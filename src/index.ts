@@ -20,6 +20,7 @@ export type {
   PoolState,
   PoolStats,
   QuarantineEvent,
+  RecoverEvent,
   RestartEvent,
   RunOptions,
   WorkerExitEvent,

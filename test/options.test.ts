@@ -51,5 +51,12 @@ describe('createPool rejects bad options synchronously, naming the option and wh
       /integer/,
     ));
   test('maxHeapMb too small', () => rejects({ handlers: HANDLERS, maxHeapMb: 1 }, 'maxHeapMb', /16/));
-  test('concurrency zero', () => rejects({ handlers: HANDLERS, concurrency: 0 }, 'concurrency', /integer/));
+  test('concurrency zero', () =>
+    rejects({ handlers: HANDLERS, concurrency: 0 }, 'concurrency', /'auto' or an integer/));
+  test('concurrency of an unknown word', () =>
+    rejects({ handlers: HANDLERS, concurrency: 'fast' }, 'concurrency', /'auto' or an integer.*"fast"/));
+  test('restart.spares negative', () =>
+    rejects({ handlers: HANDLERS, restart: { spares: -1 } }, 'restart.spares', /from 0 to 64/));
+  test('heartbeatMs too small', () =>
+    rejects({ handlers: HANDLERS, heartbeatMs: 1 }, 'heartbeatMs', /from 10/));
 });

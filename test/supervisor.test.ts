@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { heartbeatCheck } from '../src/supervisor/heartbeat.js';
 import {
   backoffDelay,
   endQuarantine,
@@ -89,5 +90,20 @@ describe('supervisor policy', () => {
       1,
     );
     assert.deepEqual(out.decision, { action: 'quarantine', until: 57 });
+  });
+});
+
+describe('heartbeat check', () => {
+  test('pings when nothing is pending, waits, then declares the worker hung after two intervals', () => {
+    assert.equal(heartbeatCheck(undefined, 1_000, 100, 0), 'ping');
+    assert.equal(heartbeatCheck(1_000, 1_100, 100, 0), 'wait');
+    assert.equal(heartbeatCheck(1_000, 1_199, 100, 0), 'wait');
+    assert.equal(heartbeatCheck(1_000, 1_200, 100, 0), 'hung');
+  });
+
+  test('a tick that fired late (the pool itself stalled) gives grace instead of a verdict', () => {
+    assert.equal(heartbeatCheck(1_000, 5_000, 100, 3_900), 'grace');
+    assert.equal(heartbeatCheck(undefined, 5_000, 100, 101), 'grace');
+    assert.equal(heartbeatCheck(1_000, 1_250, 100, 100), 'hung');
   });
 });

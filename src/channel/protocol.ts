@@ -19,9 +19,16 @@ export type ToWorker =
   | { t: 'ping'; seq: number }
   | { t: 'close' };
 
+/** `s`: milliseconds the handler's synchronous part held the worker's thread. */
 export type TaskResult =
-  | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: SerializedError; kind: 'threw' | 'unknown-handler' | 'not-cloneable' };
+  | { id: number; ok: true; value: unknown; s?: number }
+  | {
+      id: number;
+      ok: false;
+      error: SerializedError;
+      kind: 'threw' | 'unknown-handler' | 'not-cloneable';
+      s?: number;
+    };
 
 export type FromWorker =
   | { t: 'ready'; handlers: string[] }

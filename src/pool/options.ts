@@ -12,8 +12,12 @@ export interface PoolOptions {
   isolation?: Isolation;
   /** Number of workers. Default `os.availableParallelism()`. */
   workers?: number;
-  /** Tasks one worker holds at once (pipelining; async handlers run concurrently). Default 1. */
-  concurrency?: number;
+  /**
+   * Tasks one worker holds at once (pipelining; async handlers run concurrently). A number fixes it;
+   * `'auto'` (the default) pipelines up to 64 tasks of a handler whose synchronous run time is short,
+   * so that a task waits at most about 1 ms behind others in its worker, and one at a time otherwise.
+   */
+  concurrency?: number | 'auto';
   /** Tasks that may wait for a worker; beyond this `run()` rejects with `QueueFullError`. Default unbounded. */
   maxQueue?: number;
   /** Default per-task timeout, from dispatch to result. Default none. */
@@ -27,7 +31,11 @@ export interface PoolOptions {
     intensity?: { maxRestarts?: number; withinMs?: number };
     /** Uptime after which a crashed worker counts as having been stable (backoff starts over). Default 5000. */
     stableAfterMs?: number;
+    /** Pre-started workers that take a dead worker's place at once; the dead one is respawned as a spare. Default 0. */
+    spares?: number;
   };
+  /** Ping each worker this often; one that does not answer for two intervals is killed as hung. Default off. */
+  heartbeatMs?: number;
   /** Heap limit per worker in MiB (thread: `resourceLimits`; process: `--max-old-space-size`). */
   maxHeapMb?: number;
 }
@@ -36,13 +44,22 @@ export interface ResolvedOptions {
   handlers: string;
   isolation: Isolation;
   workers: number;
+  /** The most tasks one worker holds at once. */
   concurrency: number;
+  /** Whether the depth adapts to each handler's synchronous run time (`concurrency: 'auto'`). */
+  adaptive: boolean;
   maxQueue: number;
   timeoutMs: number | undefined;
   retryAttempts: number;
   restart: RestartPolicy;
+  spares: number;
+  heartbeatMs: number | undefined;
   maxHeapMb: number | undefined;
 }
+
+/** With `concurrency: 'auto'`: the deepest pipeline, and the wait behind other tasks it aims to stay under. */
+export const AUTO_MAX_IN_FLIGHT = 64;
+export const AUTO_QUEUE_BUDGET_MS = 1;
 
 const ISOLATIONS: readonly Isolation[] = ['inline', 'thread', 'process'];
 const TOP_LEVEL = [
@@ -55,6 +72,7 @@ const TOP_LEVEL = [
   'retry',
   'restart',
   'maxHeapMb',
+  'heartbeatMs',
 ] as const;
 
 function fail(option: string, message: string): never {
@@ -118,6 +136,14 @@ function handlersUrl(value: unknown): string {
   return pathToFileURL(isAbsolute(value) ? value : resolve(value)).href;
 }
 
+function concurrency(value: unknown): number {
+  if (value === undefined || value === 'auto') return AUTO_MAX_IN_FLIGHT;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 10_000) {
+    fail('concurrency', `must be 'auto' or an integer from 1 to 10000; got ${describe(value)}`);
+  }
+  return value;
+}
+
 export function resolveOptions(options: unknown): ResolvedOptions {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     fail('options', `must be an object with at least 'handlers'; got ${describe(options)}`);
@@ -134,7 +160,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   }
 
   const retry = object('retry', o.retry, ['attempts']);
-  const restart = object('restart', o.restart, ['backoff', 'intensity', 'stableAfterMs']);
+  const restart = object('restart', o.restart, ['backoff', 'intensity', 'stableAfterMs', 'spares']);
   const backoff = object('restart.backoff', restart.backoff, ['initialMs', 'maxMs', 'factor']);
   const intensity = object('restart.intensity', restart.intensity, ['maxRestarts', 'withinMs']);
 
@@ -152,7 +178,8 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     handlers: handlersUrl(o.handlers),
     isolation: isolation as Isolation,
     workers: integer('workers', o.workers, 1, 1024, availableParallelism()),
-    concurrency: integer('concurrency', o.concurrency, 1, 10_000, 1),
+    concurrency: concurrency(o.concurrency),
+    adaptive: o.concurrency === 'auto' || o.concurrency === undefined,
     maxQueue:
       o.maxQueue === Number.POSITIVE_INFINITY
         ? Infinity
@@ -167,6 +194,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
       },
       stableAfterMs: integer('restart.stableAfterMs', restart.stableAfterMs, 0, 86_400_000, 5_000),
     },
+    spares: integer('restart.spares', restart.spares, 0, 64, 0),
+    heartbeatMs:
+      o.heartbeatMs === undefined ? undefined : integer('heartbeatMs', o.heartbeatMs, 10, 3_600_000, 0),
     maxHeapMb: o.maxHeapMb === undefined ? undefined : integer('maxHeapMb', o.maxHeapMb, 16, 1_048_576, 0),
   };
 }

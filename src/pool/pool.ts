@@ -18,6 +18,7 @@ import {
   WorkerCrashedError,
   WorkerStartError,
 } from '../errors.js';
+import { heartbeatCheck } from '../supervisor/heartbeat.js';
 import {
   endQuarantine,
   initialSupervisorState,
@@ -32,7 +33,13 @@ import type { Isolation, Tier, WorkerExit, WorkerHandle } from '../tiers/tier.js
 import type { Handler } from '../worker/runtime.js';
 import { classifyExit, type KillReason } from './crash.js';
 import { Deque } from './deque.js';
-import { milliseconds, type PoolOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import {
+  AUTO_QUEUE_BUDGET_MS,
+  milliseconds,
+  type PoolOptions,
+  type ResolvedOptions,
+  resolveOptions,
+} from './options.js';
 import { LatencyRecorder, type LatencySummary } from './stats.js';
 
 export interface RunOptions {
@@ -65,6 +72,14 @@ export interface RestartEvent {
   restarts: number;
 }
 
+export interface RecoverEvent {
+  /** The worker that now serves in place of the crashed one. */
+  workerId: number;
+  /** How long the pool ran with one worker fewer: 0 when a ready spare took over. */
+  downMs: number;
+  via: 'spare' | 'respawn';
+}
+
 export interface QuarantineEvent {
   until: number;
   lastCrash: CrashCause;
@@ -90,6 +105,8 @@ export type PoolState = 'open' | 'closing' | 'closed' | 'destroyed' | 'failed' |
 
 export interface WorkerStats {
   id: number;
+  /** Active workers take tasks; spares wait, started, to replace one that dies. */
+  role: 'active' | 'spare';
   pid?: number;
   threadId?: number;
   state: WorkerState;
@@ -119,6 +136,7 @@ export interface PoolStats {
 export interface PoolEvents {
   crash: [CrashEvent];
   restart: [RestartEvent];
+  recover: [RecoverEvent];
   quarantine: [QuarantineEvent];
   workerStart: [WorkerStartEvent];
   workerExit: [WorkerExitEvent];
@@ -142,6 +160,8 @@ interface Task {
   attempt: number;
   enqueuedAt: number;
   dispatchedAt: number;
+  /** With `concurrency: 'auto'`: the synchronous time this task was expected to hold its worker. */
+  expectedMs: number;
   slot: Slot | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
@@ -149,10 +169,17 @@ interface Task {
 
 interface Slot {
   id: number;
+  role: 'active' | 'spare';
+  /** When it crashed, until its capacity is back (for the `recover` event). */
+  downSince: number | undefined;
+  /** When the oldest unanswered heartbeat ping was sent. */
+  pingSentAt: number | undefined;
   handle: WorkerHandle | undefined;
   state: WorkerState;
   startedAt: number;
   inFlight: Map<number, Task>;
+  /** Sum of the in-flight tasks' expected synchronous time (`concurrency: 'auto'`). */
+  expectedMs: number;
   outbox: Task[];
   completed: number;
   crashes: number;
@@ -193,19 +220,27 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
   private readonly runTime = new LatencyRecorder();
   private readonly queueWait = new LatencyRecorder();
   private readonly flushAll = () => this.flushOutboxes();
+  /** With `concurrency: 'auto'`: each handler's synchronous run time, smoothed (ms). */
+  private readonly syncMs = new Map<string, number>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastBeat = 0;
 
   constructor(options: PoolOptions) {
     super();
     this.options = resolveOptions(options);
     this.isolation = this.options.isolation;
     this.tier = TIERS[this.isolation];
-    for (let id = 0; id < this.options.workers; id++) {
+    for (let id = 0; id < this.options.workers + this.options.spares; id++) {
       const slot: Slot = {
         id,
+        role: id < this.options.workers ? 'active' : 'spare',
+        downSince: undefined,
+        pingSentAt: undefined,
         handle: undefined,
         state: 'down',
         startedAt: 0,
         inFlight: new Map(),
+        expectedMs: 0,
         outbox: [],
         completed: 0,
         crashes: 0,
@@ -216,6 +251,8 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       this.slots.push(slot);
       this.spawn(slot);
     }
+    if (this.options.heartbeatMs && this.isolation !== 'inline')
+      this.startHeartbeat(this.options.heartbeatMs);
     this.updateRefs();
   }
 
@@ -256,6 +293,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
         attempt: 1,
         enqueuedAt: performance.now(),
         dispatchedAt: 0,
+        expectedMs: 0,
         slot: undefined,
         timer: undefined,
         settled: false,
@@ -300,6 +338,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       state: this.poolState(),
       workers: this.slots.map((s) => ({
         id: s.id,
+        role: s.role,
         ...(s.handle?.pid !== undefined ? { pid: s.handle.pid } : {}),
         ...(s.handle?.threadId !== undefined ? { threadId: s.handle.threadId } : {}),
         state: s.state,
@@ -334,6 +373,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       this.state = 'destroyed';
       this.rejectQueued(() => new PoolClosedError('destroyed'));
       clearTimeout(this.quarantineTimer);
+      clearInterval(this.heartbeatTimer);
       for (const slot of this.slots) {
         clearTimeout(slot.respawnTimer);
         slot.respawnTimer = undefined;
@@ -357,10 +397,14 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
 
   private pump(): void {
     while (this.queuedCount > 0) {
-      const slot = this.pickSlot();
+      const head = this.queue.peek()!;
+      if (head.settled) {
+        this.queue.shift();
+        continue;
+      }
+      const slot = this.pickSlot(head);
       if (!slot) return;
       const task = this.queue.shift()!;
-      if (task.settled) continue;
       this.queuedCount--;
       if (this.handlerNames && !this.handlerNames.has(task.name)) {
         this.settleError(task, new UnknownHandlerError(task.name, [...this.handlerNames]));
@@ -371,15 +415,36 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     if (this.state === 'closing') this.maybeFinishClose();
   }
 
-  /** The ready worker with the fewest tasks, if one has room. */
-  private pickSlot(): Slot | undefined {
+  /**
+   * The ready active worker that can take `task` with the least work on it. With a fixed
+   * `concurrency` a worker takes tasks while it holds fewer than that. With `'auto'` an idle worker
+   * takes any task, and a busy one only while the synchronous time already on it plus this task's
+   * stays within the queueing budget (a handler not yet measured counts as the whole budget), so
+   * nothing waits long behind others, and a slow or unknown task never has others piled behind it.
+   */
+  private pickSlot(task: Task): Slot | undefined {
+    const adaptive = this.options.adaptive;
+    const cost = adaptive ? this.expectedSyncMs(task.name) : 0;
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.state !== 'ready' || slot.inFlight.size >= this.options.concurrency) continue;
-      if (!best || slot.inFlight.size < best.inFlight.size) best = slot;
-      if (best.inFlight.size === 0) break;
+      if (slot.state !== 'ready' || slot.role !== 'active') continue;
+      const held = slot.inFlight.size;
+      if (held >= this.options.concurrency) continue;
+      if (adaptive && held > 0 && slot.expectedMs + cost > AUTO_QUEUE_BUDGET_MS) continue;
+      if (!best || (adaptive ? slot.expectedMs < best.expectedMs : held < best.inFlight.size)) best = slot;
+      if (held === 0) break;
     }
     return best;
+  }
+
+  private expectedSyncMs(name: string): number {
+    return this.syncMs.get(name) ?? AUTO_QUEUE_BUDGET_MS;
+  }
+
+  private recordSyncTime(name: string, ms: number | undefined): void {
+    if (ms === undefined || !this.options.adaptive) return;
+    const previous = this.syncMs.get(name);
+    this.syncMs.set(name, previous === undefined ? ms : previous + 0.2 * (ms - previous));
   }
 
   private dispatch(task: Task, slot: Slot): void {
@@ -388,6 +453,10 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     task.dispatchedAt = now;
     this.queueWait.recordMs(now - task.enqueuedAt);
     slot.inFlight.set(task.id, task);
+    if (this.options.adaptive) {
+      task.expectedMs = this.expectedSyncMs(task.name);
+      slot.expectedMs += task.expectedMs;
+    }
     this.runningCount++;
     if (task.timeoutMs !== undefined) {
       task.timer = setTimeout(() => this.timeout(task), task.timeoutMs);
@@ -446,6 +515,8 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
         this.fail(new WorkerStartError(this.options.handlers, msg.error));
         return;
       case 'pong':
+        slot.pingSentAt = undefined;
+        return;
       case 'fatal':
         return;
     }
@@ -456,6 +527,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     if (!task) return;
     this.release(slot, task);
     slot.completed++;
+    this.recordSyncTime(task.name, result.s);
     if (task.settled) return;
     if (result.ok) {
       this.runTime.recordMs(performance.now() - task.dispatchedAt);
@@ -475,9 +547,11 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
 
   private onReady(slot: Slot, handlers: string[]): void {
     slot.state = 'ready';
+    slot.pingSentAt = undefined;
     this.everReady = true;
     this.handlerNames ??= new Set(handlers);
     this.emit('workerStart', { workerId: slot.id, ...ids(slot.handle!) });
+    this.restoreCapacity(slot);
     if (this.readyWaiters.length > 0 && this.slots.every((s) => s.state === 'ready')) {
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
@@ -511,7 +585,10 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
 
   /** The task no longer occupies its worker. */
   private release(slot: Slot, task: Task): void {
-    if (slot.inFlight.delete(task.id)) this.runningCount--;
+    if (slot.inFlight.delete(task.id)) {
+      this.runningCount--;
+      slot.expectedMs = slot.inFlight.size === 0 ? 0 : slot.expectedMs - task.expectedMs;
+    }
     task.slot = undefined;
   }
 
@@ -639,6 +716,8 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
         this.settleError(task, new WorkerCrashedError(task.name, cause, task.attempt));
       }
     }
+    slot.downSince = performance.now();
+    if (slot.role === 'active') this.promoteSpare(slot);
     const now = Date.now();
     const uptimeMs = performance.now() - slot.startedAt;
     const { state, decision } = onCrash(this.options.restart, this.supervisor, now, uptimeMs);
@@ -659,6 +738,69 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     }
     this.pump();
     this.updateRefs();
+  }
+
+  /** A ready spare takes the place of the crashed active worker at once. */
+  private promoteSpare(crashed: Slot): void {
+    const spare = this.slots.find((s) => s.role === 'spare' && s.state === 'ready');
+    if (!spare) return;
+    spare.role = 'active';
+    crashed.role = 'spare';
+    this.emit('recover', { workerId: spare.id, downMs: 0, via: 'spare' });
+  }
+
+  /**
+   * A worker became ready. If it is a spare and an active worker is down, it takes that one's place;
+   * if it is an active worker coming back from a crash, capacity is back.
+   */
+  private restoreCapacity(slot: Slot): void {
+    const now = performance.now();
+    if (slot.role === 'spare') {
+      const down = this.slots.find(
+        (s) => s.role === 'active' && s.state !== 'ready' && s.downSince !== undefined,
+      );
+      if (down) {
+        down.role = 'spare';
+        slot.role = 'active';
+        this.emit('recover', { workerId: slot.id, downMs: now - down.downSince!, via: 'spare' });
+        down.downSince = undefined;
+      }
+    } else if (slot.downSince !== undefined) {
+      this.emit('recover', { workerId: slot.id, downMs: now - slot.downSince, via: 'respawn' });
+    }
+    slot.downSince = undefined;
+  }
+
+  // ---- heartbeats ----
+
+  private startHeartbeat(heartbeatMs: number): void {
+    this.lastBeat = performance.now();
+    this.heartbeatTimer = setInterval(() => this.beat(heartbeatMs), heartbeatMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private beat(heartbeatMs: number): void {
+    const now = performance.now();
+    const lag = now - this.lastBeat - heartbeatMs;
+    this.lastBeat = now;
+    for (const slot of this.slots) {
+      if (slot.state !== 'ready' || !slot.handle) continue;
+      switch (heartbeatCheck(slot.pingSentAt, now, heartbeatMs, lag)) {
+        case 'ping':
+          slot.pingSentAt = now;
+          slot.handle.send({ t: 'ping', seq: 0 });
+          break;
+        case 'grace':
+          slot.pingSentAt = undefined;
+          break;
+        case 'hung':
+          slot.killedBy = 'hang';
+          slot.handle.kill();
+          break;
+        case 'wait':
+          break;
+      }
+    }
   }
 
   private scheduleRespawn(slot: Slot, delayMs: number): void {
@@ -733,6 +875,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     if (this.state !== 'closing' || this.queuedCount > 0 || this.runningCount > 0) return;
     this.state = 'closed';
     clearTimeout(this.quarantineTimer);
+    clearInterval(this.heartbeatTimer);
     for (const slot of this.slots) {
       clearTimeout(slot.respawnTimer);
       slot.respawnTimer = undefined;

@@ -104,30 +104,32 @@ export class WorkerRuntime {
     const ctx = new Context(task.attempt);
     this.running.set(task.id, ctx);
     let value: unknown;
+    const started = performance.now();
     try {
       value = handler(task.input, ctx);
     } catch (err) {
-      this.fail(task.id, err);
+      this.fail(task.id, err, performance.now() - started);
       return;
     }
+    const syncMs = performance.now() - started;
     if (isThenable(value)) {
       value.then(
-        (v) => this.succeed(task.id, v),
-        (err) => this.fail(task.id, err),
+        (v) => this.succeed(task.id, v, syncMs),
+        (err) => this.fail(task.id, err, syncMs),
       );
     } else {
-      this.succeed(task.id, value);
+      this.succeed(task.id, value, syncMs);
     }
   }
 
-  private succeed(id: number, value: unknown): void {
+  private succeed(id: number, value: unknown, s: number): void {
     this.running.delete(id);
-    this.complete({ id, ok: true, value });
+    this.complete({ id, ok: true, value, s });
   }
 
-  private fail(id: number, err: unknown): void {
+  private fail(id: number, err: unknown, s: number): void {
     this.running.delete(id);
-    this.complete({ id, ok: false, kind: 'threw', error: serializeError(err) });
+    this.complete({ id, ok: false, kind: 'threw', error: serializeError(err), s });
   }
 
   private complete(result: TaskResult): void {

@@ -1,0 +1,81 @@
+/**
+ * The arithmetic of a crash, as the seed does it and refined. Pure.
+ *
+ * The seed: a crashed unit that receives `rate × share` requests per second and takes `restart`
+ * to come back drops `rate × share × restart` requests ("1000/s × 500 ms = 500"; "100/s × 500 ms =
+ * 50"). That counts the arrivals during the restart, and calls them "in flight".
+ *
+ * Refined, two different terms:
+ * - in flight at the moment of the crash: by Little's law, `rate × share × W`, where W is the time
+ *   a request spends in the system; these die with the unit unless they are retried elsewhere;
+ * - arrivals while the unit is down, `rate × share × down`, where `down` runs from the crash to the
+ *   replacement being ready (detection + restart delay + start-up, not just the restart delay);
+ *   these are refused unless they are routed around it, handed to a spare, or queued.
+ */
+
+export interface SeedModelInput {
+  ratePerSec: number;
+  /** The fraction of all requests that goes to the unit that crashes (1: it is the whole system). */
+  share: number;
+  restartMs: number;
+}
+
+/** Requests dropped by one crash, the seed's way: arrivals to the unit during its restart. */
+export function seedModel(input: SeedModelInput): number {
+  return (input.ratePerSec * input.share * input.restartMs) / 1000;
+}
+
+export interface RefinedModelInput {
+  ratePerSec: number;
+  share: number;
+  /** W: mean time from send to result of a request, in ms. */
+  inSystemMs: number;
+  /** From the crash until the unit (or its replacement) serves again, in ms. */
+  downMs: number;
+  /** In-flight requests hit by the crash are tried again elsewhere (idempotent, two or more tries). */
+  retries: boolean;
+  /** Arrivals while the unit is down are routed around it, taken by a spare, or queued, not refused. */
+  holdsArrivals: boolean;
+}
+
+export interface RefinedModel {
+  /** Requests per second to the unit that crashes. */
+  unitRatePerSec: number;
+  /** Requests in the unit when it dies (Little's law). */
+  inFlight: number;
+  /** Requests that reach the unit while it is down (0 when it is routed around). */
+  arrivalsWhileDown: number;
+  /** Requests expected to be tried again (the in-flight ones, when retries are on). */
+  retried: number;
+  /** Requests expected to be lost. */
+  dropped: number;
+}
+
+export function refinedModel(input: RefinedModelInput): RefinedModel {
+  for (const key of ['ratePerSec', 'share', 'inSystemMs', 'downMs'] as const) {
+    if (!(input[key] >= 0) || !Number.isFinite(input[key]))
+      throw new RangeError(`${key} must be >= 0; got ${input[key]}`);
+  }
+  const unitRatePerSec = input.ratePerSec * input.share;
+  const inFlight = (unitRatePerSec * input.inSystemMs) / 1000;
+  const arrivalsWhileDown = input.holdsArrivals ? 0 : (unitRatePerSec * input.downMs) / 1000;
+  const retried = input.retries ? inFlight : 0;
+  const dropped = (input.retries ? 0 : inFlight) + arrivalsWhileDown;
+  return { unitRatePerSec, inFlight, arrivalsWhileDown, retried, dropped };
+}
+
+/** The share of all requests that goes to the crashed unit: all of them if the crash takes every unit down. */
+export function crashedShare(units: number, wholeSystem: boolean): number {
+  if (!Number.isInteger(units) || units < 1)
+    throw new RangeError(`units must be a positive integer; got ${units}`);
+  return wholeSystem ? 1 : 1 / units;
+}
+
+/**
+ * Whether a measured count is near a predicted one: within `relative` of it, or within three
+ * standard deviations of a Poisson count of that mean (small counts vary a lot), whichever is wider.
+ */
+export function near(measured: number, predicted: number, relative = 0.2): boolean {
+  const slack = Math.max(relative * predicted, 3 * Math.sqrt(Math.max(predicted, 1)));
+  return Math.abs(measured - predicted) <= slack;
+}
