@@ -106,3 +106,16 @@ for (const isolation of TIERS) {
       }
     }));
 }
+
+for (const isolation of TIERS) {
+  test(`${isolation}: concurrency 'auto' prefetches exactly one task behind a measured millisecond task`, () =>
+    withPool({ isolation, workers: 1 }, async (pool) => {
+      await pool.ready();
+      await pool.run('spin', 5); // measured: about 5 ms of synchronous work
+      const tasks = Array.from({ length: 5 }, () => pool.run('spin', 5));
+      const stats = pool.stats();
+      assert.equal(stats.running, 2, 'one running, one waiting in the worker');
+      assert.equal(stats.queued, 3);
+      await Promise.all(tasks);
+    }));
+}

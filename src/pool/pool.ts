@@ -162,6 +162,8 @@ interface Task {
   dispatchedAt: number;
   /** With `concurrency: 'auto'`: the synchronous time this task was expected to hold its worker. */
   expectedMs: number;
+  /** With `concurrency: 'auto'`: its handler had not been measured when it was dispatched. */
+  unmeasured: boolean;
   slot: Slot | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
@@ -180,6 +182,8 @@ interface Slot {
   inFlight: Map<number, Task>;
   /** Sum of the in-flight tasks' expected synchronous time (`concurrency: 'auto'`). */
   expectedMs: number;
+  /** In-flight tasks of handlers not yet measured (`concurrency: 'auto'`). */
+  unmeasured: number;
   outbox: Task[];
   completed: number;
   crashes: number;
@@ -187,6 +191,9 @@ interface Slot {
   killedBy: KillReason;
   respawnTimer: NodeJS.Timeout | undefined;
 }
+
+/** With `concurrency: 'auto'`: the longest measured task a worker may hold one more task behind. */
+const PREFETCH_MAX_MS = 20;
 
 const TIERS: Record<Isolation, Tier> = { inline: inlineTier, thread: threadTier, process: processTier };
 /** How long a worker asked to stop may take before it is killed. */
@@ -241,6 +248,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
         startedAt: 0,
         inFlight: new Map(),
         expectedMs: 0,
+        unmeasured: 0,
         outbox: [],
         completed: 0,
         crashes: 0,
@@ -294,6 +302,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
         enqueuedAt: performance.now(),
         dispatchedAt: 0,
         expectedMs: 0,
+        unmeasured: false,
         slot: undefined,
         timer: undefined,
         settled: false,
@@ -421,6 +430,8 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
    * takes any task, and a busy one only while the synchronous time already on it plus this task's
    * stays within the queueing budget (a handler not yet measured counts as the whole budget), so
    * nothing waits long behind others, and a slow or unknown task never has others piled behind it.
+   * One more task may wait behind a single measured task of up to PREFETCH_MAX_MS, so that a worker
+   * busy with millisecond tasks finds its next one already there instead of paying a round trip.
    */
   private pickSlot(task: Task): Slot | undefined {
     const adaptive = this.options.adaptive;
@@ -430,7 +441,14 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       if (slot.state !== 'ready' || slot.role !== 'active') continue;
       const held = slot.inFlight.size;
       if (held >= this.options.concurrency) continue;
-      if (adaptive && held > 0 && slot.expectedMs + cost > AUTO_QUEUE_BUDGET_MS) continue;
+      if (adaptive && held > 0 && slot.expectedMs + cost > AUTO_QUEUE_BUDGET_MS) {
+        const prefetch =
+          held === 1 &&
+          slot.unmeasured === 0 &&
+          this.syncMs.has(task.name) &&
+          slot.expectedMs <= PREFETCH_MAX_MS;
+        if (!prefetch) continue;
+      }
       if (!best || (adaptive ? slot.expectedMs < best.expectedMs : held < best.inFlight.size)) best = slot;
       if (held === 0) break;
     }
@@ -455,7 +473,9 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     slot.inFlight.set(task.id, task);
     if (this.options.adaptive) {
       task.expectedMs = this.expectedSyncMs(task.name);
+      task.unmeasured = !this.syncMs.has(task.name);
       slot.expectedMs += task.expectedMs;
+      if (task.unmeasured) slot.unmeasured++;
     }
     this.runningCount++;
     if (task.timeoutMs !== undefined) {
@@ -588,6 +608,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     if (slot.inFlight.delete(task.id)) {
       this.runningCount--;
       slot.expectedMs = slot.inFlight.size === 0 ? 0 : slot.expectedMs - task.expectedMs;
+      if (task.unmeasured) slot.unmeasured--;
     }
     task.slot = undefined;
   }
