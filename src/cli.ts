@@ -1,19 +1,23 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { BENCH_USAGE, benchCommand } from './cli/bench.js';
+import { CRASH_USAGE, crashCommand } from './cli/crash.js';
 import { UsageError } from './cli/usage.js';
 
 const USAGE = `usage: isolane <command> [options]
 
 commands:
   bench      the communication tax of every transport, and the seed's claims put to the test
+  crash      what one crash costs: requests dropped, measured against the seed's arithmetic
   help       show this text
   version    print the version
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+${CRASH_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: benchCommand,
+  crash: crashCommand,
 };
 
 function version(): string {

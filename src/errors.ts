@@ -12,8 +12,11 @@ export interface CrashCause {
    * - `oom`: the worker ran out of heap (`maxHeapMb`)
    * - `timeout`: the pool killed it because a task ran past its timeout
    * - `hang`: the pool killed it because its event loop stopped answering heartbeats
+   * - `limit`: a sandbox limit ended it (`limit` says which)
    */
-  reason: 'exit' | 'signal' | 'uncaught' | 'oom' | 'timeout' | 'hang';
+  reason: 'exit' | 'signal' | 'uncaught' | 'oom' | 'timeout' | 'hang' | 'limit';
+  /** For `limit`: which one. */
+  limit?: 'memory' | 'cpu';
   exitCode: number | null;
   signal: string | null;
   /** The uncaught error, when there was one. */
@@ -189,6 +192,8 @@ export function describeCause(cause: CrashCause): string {
       return 'killed after a task timed out';
     case 'hang':
       return 'killed after its event loop stopped answering';
+    case 'limit':
+      return `stopped by its sandbox's ${cause.limit ?? ''} limit`;
   }
 }
 
@@ -209,4 +214,17 @@ export function serializeError(value: unknown): SerializedError {
     message = String(value);
   }
   return { name: 'NonError', message: `a non-Error value was thrown: ${message}` };
+}
+
+/** A tenant reached one of its limits (`tenantLimits`, or the sandbox's uid range). */
+export class TenantLimitError extends IsolaneError {
+  readonly code = 'ERR_ISOLANE_TENANT_LIMIT';
+  readonly tenant: string;
+  readonly limit: string;
+  constructor(tenant: string, limit: string, value: number, detail?: string) {
+    super(detail ?? `tenant '${tenant}' reached its limit ${limit} (${value})`);
+    this.name = 'TenantLimitError';
+    this.tenant = tenant;
+    this.limit = limit;
+  }
 }

@@ -9,6 +9,7 @@ export {
   SerializationError,
   TaskError,
   TaskTimeoutError,
+  TenantLimitError,
   UnknownHandlerError,
   WorkerCrashedError,
   WorkerStartError,
@@ -30,6 +31,8 @@ export type {
 } from './pool/pool.js';
 export { Pool } from './pool/pool.js';
 export type { LatencySummary } from './pool/stats.js';
+export type { Boundary, IsolationReport } from './sandbox/describe.js';
+export type { SandboxOptions } from './sandbox/options.js';
 export type { Isolation } from './tiers/tier.js';
 export type { Handler, TaskContext } from './worker/runtime.js';
 

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
+import { type ResolvedSandbox, resolveSandbox, type SandboxOptions } from '../sandbox/options.js';
 import type { RestartPolicy } from '../supervisor/policy.js';
 import type { Isolation } from '../tiers/tier.js';
 
@@ -38,6 +39,18 @@ export interface PoolOptions {
   heartbeatMs?: number;
   /** Heap limit per worker in MiB (thread: `resourceLimits`; process: `--max-old-space-size`). */
   maxHeapMb?: number;
+  /** `'shared'` (default): any worker serves any tenant, tenants served in turn. `'dedicated'`: each tenant has its own workers. */
+  tenancy?: 'shared' | 'dedicated';
+  /** With `'dedicated'`: workers per tenant. Default 1. */
+  perTenant?: number;
+  /** With `'dedicated'`: a tenant's workers stop after this long without tasks. Default 60000. */
+  idleMs?: number;
+  /** With `'dedicated'`: the most tenants with workers at once; a new one evicts the least recently used. Default 64. */
+  maxTenants?: number;
+  /** Per tenant: tasks waiting (beyond: `TenantLimitError`) and tasks running at once (beyond: they wait their turn). */
+  tenantLimits?: { maxQueued?: number; maxRunning?: number };
+  /** Process tier: how each worker is confined (own uid, namespaces, limits, environment). */
+  sandbox?: SandboxOptions;
 }
 
 export interface ResolvedOptions {
@@ -55,6 +68,12 @@ export interface ResolvedOptions {
   spares: number;
   heartbeatMs: number | undefined;
   maxHeapMb: number | undefined;
+  tenancy: 'shared' | 'dedicated';
+  perTenant: number;
+  idleMs: number;
+  maxTenants: number;
+  tenantLimits: { maxQueued?: number; maxRunning?: number };
+  sandbox: ResolvedSandbox | undefined;
 }
 
 /** With `concurrency: 'auto'`: the deepest pipeline, and the wait behind other tasks it aims to stay under. */
@@ -73,6 +92,12 @@ const TOP_LEVEL = [
   'restart',
   'maxHeapMb',
   'heartbeatMs',
+  'tenancy',
+  'perTenant',
+  'idleMs',
+  'maxTenants',
+  'tenantLimits',
+  'sandbox',
 ] as const;
 
 function fail(option: string, message: string): never {
@@ -174,7 +199,41 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   }
 
   const timeoutMs = milliseconds('timeoutMs', o.timeoutMs);
+  const tenancy = o.tenancy ?? 'shared';
+  if (tenancy !== 'shared' && tenancy !== 'dedicated') {
+    fail('tenancy', `must be 'shared' or 'dedicated'; got ${describe(tenancy)}`);
+  }
+  const tenantLimits = object('tenantLimits', o.tenantLimits, ['maxQueued', 'maxRunning']);
   return {
+    tenancy,
+    perTenant: integer('perTenant', o.perTenant, 1, 64, 1),
+    idleMs: integer('idleMs', o.idleMs, 1, 86_400_000, 60_000),
+    maxTenants: integer('maxTenants', o.maxTenants, 1, 100_000, 64),
+    tenantLimits: {
+      ...(tenantLimits.maxQueued !== undefined
+        ? {
+            maxQueued: integer(
+              'tenantLimits.maxQueued',
+              tenantLimits.maxQueued,
+              0,
+              Number.MAX_SAFE_INTEGER,
+              0,
+            ),
+          }
+        : {}),
+      ...(tenantLimits.maxRunning !== undefined
+        ? {
+            maxRunning: integer(
+              'tenantLimits.maxRunning',
+              tenantLimits.maxRunning,
+              1,
+              Number.MAX_SAFE_INTEGER,
+              1,
+            ),
+          }
+        : {}),
+    },
+    sandbox: resolveSandbox(o.sandbox, String(isolation), tenancy),
     handlers: handlersUrl(o.handlers),
     isolation: isolation as Isolation,
     workers: integer('workers', o.workers, 1, 1024, availableParallelism()),

@@ -1,277 +1,74 @@
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
-import type { TransferListItem } from 'node:worker_threads';
-import type { FromWorker, RunRequest, TaskResult } from '../channel/protocol.js';
-import {
-  AbortError,
-  type CrashCause,
-  describeCause,
-  InvalidOptionError,
-  PoolClosedError,
-  QuarantinedError,
-  QueueFullError,
-  SerializationError,
-  serializeError,
-  TaskError,
-  TaskTimeoutError,
-  UnknownHandlerError,
-  WorkerCrashedError,
-  WorkerStartError,
-} from '../errors.js';
-import { heartbeatCheck } from '../supervisor/heartbeat.js';
-import {
-  endQuarantine,
-  initialSupervisorState,
-  isQuarantined,
-  onCrash,
-  type SupervisorState,
-} from '../supervisor/policy.js';
-import { inlineTier } from '../tiers/inline.js';
-import { processTier } from '../tiers/process.js';
-import { threadTier } from '../tiers/thread.js';
-import type { Isolation, Tier, WorkerExit, WorkerHandle } from '../tiers/tier.js';
+import { InvalidOptionError, PoolClosedError, TenantLimitError } from '../errors.js';
+import { describeIsolation, type IsolationReport } from '../sandbox/describe.js';
+import type { Isolation, WorkerSandbox } from '../tiers/tier.js';
 import type { Handler } from '../worker/runtime.js';
-import { classifyExit, type KillReason } from './crash.js';
-import { Deque } from './deque.js';
-import {
-  AUTO_QUEUE_BUDGET_MS,
-  milliseconds,
-  type PoolOptions,
-  type ResolvedOptions,
-  resolveOptions,
-} from './options.js';
-import { LatencyRecorder, type LatencySummary } from './stats.js';
+import { type PoolEvents, type PoolStats, type RunOptions, WorkerGroup } from './group.js';
+import { type PoolOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { LatencyRecorder } from './stats.js';
 
-export interface RunOptions {
-  signal?: AbortSignal;
-  /** Overrides the pool's `timeoutMs` for this task. */
-  timeoutMs?: number;
-  /** Safe to run again if its worker crashes: it is retried up to `retry.attempts` tries. */
-  idempotent?: boolean;
-  /** Objects to move rather than copy (thread tier; ignored elsewhere). */
-  transfer?: readonly TransferListItem[];
-}
-
-export interface CrashEvent {
-  workerId: number;
-  pid?: number;
-  threadId?: number;
-  cause: CrashCause;
-  /** Unsettled tasks on the worker when it died. */
-  inFlight: number;
-  /** Of those, how many were sent to another try. */
-  retried: number;
-  /** Of those, how many were rejected with `WorkerCrashedError`. */
-  failed: number;
-}
-
-export interface RestartEvent {
-  workerId: number;
-  delayMs: number;
-  /** How many times this worker slot has been restarted. */
-  restarts: number;
-}
-
-export interface RecoverEvent {
-  /** The worker that now serves in place of the crashed one. */
-  workerId: number;
-  /** How long the pool ran with one worker fewer: 0 when a ready spare took over. */
-  downMs: number;
-  via: 'spare' | 'respawn';
-}
-
-export interface QuarantineEvent {
-  until: number;
-  lastCrash: CrashCause;
-  /** Tasks rejected with `QuarantinedError` when the quarantine began. */
-  rejected: number;
-}
-
-export interface WorkerStartEvent {
-  workerId: number;
-  pid?: number;
-  threadId?: number;
-}
-
-export interface WorkerExitEvent extends WorkerStartEvent {
-  exitCode: number | null;
-  signal: string | null;
-  /** True when the pool asked the worker to stop (close, destroy); false for a crash. */
-  expected: boolean;
-}
-
-export type WorkerState = 'starting' | 'ready' | 'stopping' | 'down';
-export type PoolState = 'open' | 'closing' | 'closed' | 'destroyed' | 'failed' | 'quarantined';
-
-export interface WorkerStats {
-  id: number;
-  /** Active workers take tasks; spares wait, started, to replace one that dies. */
-  role: 'active' | 'spare';
-  pid?: number;
-  threadId?: number;
-  state: WorkerState;
-  running: number;
-  completed: number;
-  crashes: number;
-  restarts: number;
-}
-
-export interface PoolStats {
-  isolation: Isolation;
-  state: PoolState;
-  workers: WorkerStats[];
-  queued: number;
-  running: number;
-  completed: number;
-  failed: number;
-  retried: number;
-  crashes: number;
-  restarts: number;
-  /** From dispatch to a worker until the result came back. */
-  runTime: LatencySummary;
-  /** From `run()` until dispatch to a worker. */
-  queueWait: LatencySummary;
-}
-
-export interface PoolEvents {
-  crash: [CrashEvent];
-  restart: [RestartEvent];
-  recover: [RecoverEvent];
-  quarantine: [QuarantineEvent];
-  workerStart: [WorkerStartEvent];
-  workerExit: [WorkerExitEvent];
-}
+export type {
+  CrashEvent,
+  PoolEvents,
+  PoolState,
+  PoolStats,
+  QuarantineEvent,
+  RecoverEvent,
+  RestartEvent,
+  RunOptions,
+  WorkerExitEvent,
+  WorkerStartEvent,
+  WorkerState,
+  WorkerStats,
+} from './group.js';
 
 type HandlerMap = Record<string, Handler>;
 type InputOf<H, K extends keyof H> = H[K] extends (input: infer I, ...rest: any[]) => any ? I : never;
 type OutputOf<H, K extends keyof H> = H[K] extends (...args: any[]) => infer O ? Awaited<O> : never;
 
-interface Task {
-  id: number;
-  name: string;
-  input: unknown;
-  transfer: readonly TransferListItem[] | undefined;
-  idempotent: boolean;
-  timeoutMs: number | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  resolve: (value: any) => void;
-  reject: (error: Error) => void;
-  attempt: number;
-  enqueuedAt: number;
-  dispatchedAt: number;
-  /** With `concurrency: 'auto'`: the synchronous time this task was expected to hold its worker. */
-  expectedMs: number;
-  /** With `concurrency: 'auto'`: its handler had not been measured when it was dispatched. */
-  unmeasured: boolean;
-  slot: Slot | undefined;
-  timer: NodeJS.Timeout | undefined;
-  settled: boolean;
+const EVENTS = ['crash', 'restart', 'recover', 'quarantine', 'workerStart', 'workerExit'] as const;
+
+interface TenantGroup {
+  group: WorkerGroup;
+  idleTimer: NodeJS.Timeout | undefined;
 }
-
-interface Slot {
-  id: number;
-  role: 'active' | 'spare';
-  /** When it crashed, until its capacity is back (for the `recover` event). */
-  downSince: number | undefined;
-  /** When the oldest unanswered heartbeat ping was sent. */
-  pingSentAt: number | undefined;
-  handle: WorkerHandle | undefined;
-  state: WorkerState;
-  startedAt: number;
-  inFlight: Map<number, Task>;
-  /** Sum of the in-flight tasks' expected synchronous time (`concurrency: 'auto'`). */
-  expectedMs: number;
-  /** In-flight tasks of handlers not yet measured (`concurrency: 'auto'`). */
-  unmeasured: number;
-  outbox: Task[];
-  completed: number;
-  crashes: number;
-  restarts: number;
-  killedBy: KillReason;
-  respawnTimer: NodeJS.Timeout | undefined;
-}
-
-/** With `concurrency: 'auto'`: the longest measured task a worker may hold one more task behind. */
-const PREFETCH_MAX_MS = 20;
-
-const TIERS: Record<Isolation, Tier> = { inline: inlineTier, thread: threadTier, process: processTier };
-/** How long a worker asked to stop may take before it is killed. */
-const STOP_GRACE_MS = 2_000;
 
 /**
- * A pool of workers at one isolation level. Every `run()` settles exactly once; see the crash
- * contract in the README.
+ * A pool of workers at one isolation level. With `tenancy: 'shared'` it is one group of workers
+ * that serves every tenant in turn; with `'dedicated'` each tenant gets a group of its own, started
+ * on first use, stopped when idle, evicted least-recently-used, and (with a per-tenant sandbox uid)
+ * run under its own uid. Every `run()` settles exactly once; see the crash contract in the README.
  */
 export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents> {
   readonly isolation: Isolation;
   private readonly options: ResolvedOptions;
-  private readonly tier: Tier;
-  private readonly slots: Slot[] = [];
-  private readonly queue = new Deque<Task>();
-  private queuedCount = 0;
-  private runningCount = 0;
-  private nextTaskId = 1;
-  private state: 'open' | 'closing' | 'closed' | 'destroyed' | 'failed' = 'open';
-  private supervisor: SupervisorState = initialSupervisorState;
-  private quarantineTimer: NodeJS.Timeout | undefined;
-  private lastCrash: CrashCause | undefined;
-  private handlerNames: Set<string> | undefined;
-  private startError: WorkerStartError | undefined;
-  private everReady = false;
-  private referenced = true;
-  private flushScheduled = false;
-  private readonly closeWaiters: (() => void)[] = [];
-  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private readonly counters = { completed: 0, failed: 0, retried: 0, crashes: 0, restarts: 0 };
   private readonly runTime = new LatencyRecorder();
   private readonly queueWait = new LatencyRecorder();
-  private readonly flushAll = () => this.flushOutboxes();
-  /** With `concurrency: 'auto'`: each handler's synchronous run time, smoothed (ms). */
-  private readonly syncMs = new Map<string, number>();
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private lastBeat = 0;
+  private readonly shared: WorkerGroup | undefined;
+  /** Dedicated tenancy: tenant → its group, least recently used first. */
+  private readonly tenants = new Map<string, TenantGroup>();
+  /** Groups evicted or idle, still finishing their tasks. */
+  private readonly retiring = new Set<WorkerGroup>();
+  /** Counters of groups that are gone, so that totals never go backwards. */
+  private readonly retired = { completed: 0, failed: 0, retried: 0, crashes: 0, restarts: 0 };
+  private readonly uids = new Map<string, number>();
+  private nextUid: number;
+  private state: 'open' | 'closing' | 'closed' | 'destroyed' = 'open';
 
   constructor(options: PoolOptions) {
     super();
     this.options = resolveOptions(options);
     this.isolation = this.options.isolation;
-    this.tier = TIERS[this.isolation];
-    for (let id = 0; id < this.options.workers + this.options.spares; id++) {
-      const slot: Slot = {
-        id,
-        role: id < this.options.workers ? 'active' : 'spare',
-        downSince: undefined,
-        pingSentAt: undefined,
-        handle: undefined,
-        state: 'down',
-        startedAt: 0,
-        inFlight: new Map(),
-        expectedMs: 0,
-        unmeasured: 0,
-        outbox: [],
-        completed: 0,
-        crashes: 0,
-        restarts: 0,
-        killedBy: undefined,
-        respawnTimer: undefined,
-      };
-      this.slots.push(slot);
-      this.spawn(slot);
+    this.nextUid = this.options.sandbox?.uidRange[0] ?? 0;
+    if (this.options.tenancy === 'shared') {
+      this.shared = this.makeGroup(undefined);
     }
-    if (this.options.heartbeatMs && this.isolation !== 'inline')
-      this.startHeartbeat(this.options.heartbeatMs);
-    this.updateRefs();
   }
 
-  /** Resolves once every worker has started; rejects with `WorkerStartError` if the handler module fails to load. */
-  ready(): Promise<void> {
-    if (this.startError) return Promise.reject(this.startError);
-    if (this.slots.every((s) => s.state === 'ready')) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.readyWaiters.push({ resolve, reject });
-      this.updateRefs();
-    });
+  /** Resolves once every started worker has loaded the handler module; rejects with `WorkerStartError` if it fails to. */
+  async ready(): Promise<void> {
+    if (this.shared) return this.shared.ready();
+    await Promise.all([...this.tenants.values()].map((t) => t.group.ready()));
   }
 
   run<K extends keyof H & string>(
@@ -280,704 +77,192 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     options?: RunOptions,
   ): Promise<OutputOf<H, K>>;
   run(name: string, input?: unknown, options: RunOptions = {}): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const refusal = this.refuse(name, options);
-      if (refusal) {
-        this.counters.failed++;
-        reject(refusal);
-        return;
-      }
-      const task: Task = {
-        id: this.nextTaskId++,
-        name,
-        input,
-        transfer: options.transfer,
-        idempotent: options.idempotent === true,
-        timeoutMs: options.timeoutMs ?? this.options.timeoutMs,
-        signal: options.signal,
-        onAbort: undefined,
-        resolve,
-        reject,
-        attempt: 1,
-        enqueuedAt: performance.now(),
-        dispatchedAt: 0,
-        expectedMs: 0,
-        unmeasured: false,
-        slot: undefined,
-        timer: undefined,
-        settled: false,
-      };
-      if (task.signal) {
-        task.onAbort = () => this.abort(task);
-        task.signal.addEventListener('abort', task.onAbort, { once: true });
-      }
-      this.queue.push(task);
-      this.queuedCount++;
-      this.pump();
-      this.updateRefs();
-    });
-  }
-
-  /** Why a new task cannot be accepted, if it cannot. */
-  private refuse(name: unknown, options: RunOptions): Error | undefined {
-    if (this.state === 'closing' || this.state === 'closed') return new PoolClosedError('closed');
-    if (this.state === 'destroyed') return new PoolClosedError('destroyed');
-    if (this.startError) return this.startError;
-    if (isQuarantined(this.supervisor, Date.now()) && this.lastCrash) {
-      return new QuarantinedError(this.lastCrash, this.supervisor.quarantinedUntil!);
+    if (this.shared) return this.shared.run(name, input, options);
+    if (this.state !== 'open') {
+      return Promise.reject(new PoolClosedError(this.state === 'destroyed' ? 'destroyed' : 'closed'));
     }
-    if (typeof name !== 'string' || name === '') {
-      return new InvalidOptionError(
-        'name',
-        `must be a non-empty string naming a handler; got ${typeof name}`,
+    const tenant = options?.tenant;
+    if (typeof tenant !== 'string' || tenant === '') {
+      return Promise.reject(
+        new InvalidOptionError(
+          'tenant',
+          "is required with tenancy: 'dedicated' (whose workers should run the task?)",
+        ),
       );
     }
-    const optionError = checkRunOptions(options);
-    if (optionError) return optionError;
-    if (options.signal?.aborted) return new AbortError(name, options.signal.reason);
-    if (this.handlerNames && !this.handlerNames.has(name))
-      return new UnknownHandlerError(name, [...this.handlerNames]);
-    if (this.queuedCount >= this.options.maxQueue) return new QueueFullError(this.options.maxQueue);
-    return undefined;
+    let entry: TenantGroup;
+    try {
+      entry = this.tenantGroup(tenant);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = undefined;
+    const result = entry.group.run(name, input, options);
+    const settled = () => this.scheduleIdle(tenant, entry);
+    result.then(settled, settled);
+    return result;
   }
 
-  stats(): PoolStats {
+  stats(): PoolStats & { tenants: number } {
+    if (this.shared) return { ...this.shared.stats(), tenants: 0 };
+    const groups = [...this.tenants.values()].map((t) => t.group);
+    const all = [...groups, ...this.retiring].map((g) => g.stats());
+    const sum = (key: 'queued' | 'running' | 'completed' | 'failed' | 'retried' | 'crashes' | 'restarts') =>
+      all.reduce((n, s) => n + s[key], 0);
     return {
       isolation: this.isolation,
-      state: this.poolState(),
-      workers: this.slots.map((s) => ({
-        id: s.id,
-        role: s.role,
-        ...(s.handle?.pid !== undefined ? { pid: s.handle.pid } : {}),
-        ...(s.handle?.threadId !== undefined ? { threadId: s.handle.threadId } : {}),
-        state: s.state,
-        running: s.inFlight.size,
-        completed: s.completed,
-        crashes: s.crashes,
-        restarts: s.restarts,
-      })),
-      queued: this.queuedCount,
-      running: this.runningCount,
-      ...this.counters,
+      state: this.state,
+      workers: all.flatMap((s) => s.workers),
+      queued: sum('queued'),
+      running: sum('running'),
+      completed: sum('completed') + this.retired.completed,
+      failed: sum('failed') + this.retired.failed,
+      retried: sum('retried') + this.retired.retried,
+      crashes: sum('crashes') + this.retired.crashes,
+      restarts: sum('restarts') + this.retired.restarts,
       runTime: this.runTime.summary(),
       queueWait: this.queueWait.summary(),
+      tenants: this.tenants.size,
     };
   }
 
-  private poolState(): PoolState {
-    if (this.state === 'open' && isQuarantined(this.supervisor, Date.now())) return 'quarantined';
-    return this.state;
+  /** Which boundaries this pool's configuration holds, and which it does not. */
+  describeIsolation(): IsolationReport {
+    return describeIsolation(this.options);
   }
 
-  /** Graceful: refuses new tasks, finishes queued and running ones, then stops the workers. */
   async close(): Promise<void> {
-    if (this.state === 'open' || this.state === 'failed') this.state = 'closing';
-    if (this.state === 'closing') this.maybeFinishClose();
-    await this.allStopped();
+    if (this.state === 'open') this.state = 'closing';
+    if (this.shared) {
+      await this.shared.close();
+    } else {
+      await Promise.all(
+        [...this.tenants.values()]
+          .map((t) => t.group.close())
+          .concat([...this.retiring].map((g) => g.close())),
+      );
+      for (const t of this.tenants.values()) clearTimeout(t.idleTimer);
+    }
+    if (this.state === 'closing') this.state = 'closed';
   }
 
-  /** Now: rejects queued and running tasks with `PoolClosedError` and kills the workers. */
   async destroy(): Promise<void> {
-    if (this.state !== 'closed' && this.state !== 'destroyed') {
-      this.state = 'destroyed';
-      this.rejectQueued(() => new PoolClosedError('destroyed'));
-      clearTimeout(this.quarantineTimer);
-      clearInterval(this.heartbeatTimer);
-      for (const slot of this.slots) {
-        clearTimeout(slot.respawnTimer);
-        slot.respawnTimer = undefined;
-        for (const task of slot.inFlight.values()) this.settleError(task, new PoolClosedError('destroyed'));
-        if (slot.handle && slot.state !== 'down') {
-          slot.state = 'stopping';
-          slot.handle.kill();
-        }
-      }
-      this.rejectReadyWaiters(new PoolClosedError('destroyed'));
-      this.updateRefs();
+    if (this.state !== 'closed') this.state = 'destroyed';
+    if (this.shared) {
+      await this.shared.destroy();
+      return;
     }
-    await this.allStopped();
+    for (const t of this.tenants.values()) clearTimeout(t.idleTimer);
+    await Promise.all(
+      [...this.tenants.values()]
+        .map((t) => t.group.destroy())
+        .concat([...this.retiring].map((g) => g.destroy())),
+    );
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  // ---- dispatch ----
+  // ---- dedicated tenancy ----
 
-  private pump(): void {
-    while (this.queuedCount > 0) {
-      const head = this.queue.peek()!;
-      if (head.settled) {
-        this.queue.shift();
-        continue;
-      }
-      const slot = this.pickSlot(head);
-      if (!slot) return;
-      const task = this.queue.shift()!;
-      this.queuedCount--;
-      if (this.handlerNames && !this.handlerNames.has(task.name)) {
-        this.settleError(task, new UnknownHandlerError(task.name, [...this.handlerNames]));
-        continue;
-      }
-      this.dispatch(task, slot);
+  private tenantGroup(tenant: string): TenantGroup {
+    const existing = this.tenants.get(tenant);
+    if (existing) {
+      this.tenants.delete(tenant); // re-insert: most recently used last
+      this.tenants.set(tenant, existing);
+      return existing;
     }
-    if (this.state === 'closing') this.maybeFinishClose();
-  }
-
-  /**
-   * The ready active worker that can take `task` with the least work on it. With a fixed
-   * `concurrency` a worker takes tasks while it holds fewer than that. With `'auto'` an idle worker
-   * takes any task, and a busy one only while the synchronous time already on it plus this task's
-   * stays within the queueing budget (a handler not yet measured counts as the whole budget), so
-   * nothing waits long behind others, and a slow or unknown task never has others piled behind it.
-   * One more task may wait behind a single measured task of up to PREFETCH_MAX_MS, so that a worker
-   * busy with millisecond tasks finds its next one already there instead of paying a round trip.
-   */
-  private pickSlot(task: Task): Slot | undefined {
-    const adaptive = this.options.adaptive;
-    const cost = adaptive ? this.expectedSyncMs(task.name) : 0;
-    let best: Slot | undefined;
-    for (const slot of this.slots) {
-      if (slot.state !== 'ready' || slot.role !== 'active') continue;
-      const held = slot.inFlight.size;
-      if (held >= this.options.concurrency) continue;
-      if (adaptive && held > 0 && slot.expectedMs + cost > AUTO_QUEUE_BUDGET_MS) {
-        const prefetch =
-          held === 1 &&
-          slot.unmeasured === 0 &&
-          this.syncMs.has(task.name) &&
-          slot.expectedMs <= PREFETCH_MAX_MS;
-        if (!prefetch) continue;
-      }
-      if (!best || (adaptive ? slot.expectedMs < best.expectedMs : held < best.inFlight.size)) best = slot;
-      if (held === 0) break;
+    if (this.tenants.size >= this.options.maxTenants) {
+      const [lru] = this.tenants.keys();
+      if (lru !== undefined) this.retire(lru);
     }
-    return best;
+    const entry: TenantGroup = { group: this.makeGroup(tenant), idleTimer: undefined };
+    this.tenants.set(tenant, entry);
+    return entry;
   }
 
-  private expectedSyncMs(name: string): number {
-    return this.syncMs.get(name) ?? AUTO_QUEUE_BUDGET_MS;
+  private scheduleIdle(tenant: string, entry: TenantGroup): void {
+    if (this.tenants.get(tenant) !== entry || this.state !== 'open') return;
+    const stats = entry.group.stats();
+    if (stats.queued + stats.running > 0) return;
+    clearTimeout(entry.idleTimer);
+    entry.idleTimer = setTimeout(() => {
+      const now = entry.group.stats();
+      if (this.tenants.get(tenant) === entry && now.queued + now.running === 0) this.retire(tenant);
+    }, this.options.idleMs);
+    entry.idleTimer.unref();
   }
 
-  private recordSyncTime(name: string, ms: number | undefined): void {
-    if (ms === undefined || !this.options.adaptive) return;
-    const previous = this.syncMs.get(name);
-    this.syncMs.set(name, previous === undefined ? ms : previous + 0.2 * (ms - previous));
-  }
-
-  private dispatch(task: Task, slot: Slot): void {
-    const now = performance.now();
-    task.slot = slot;
-    task.dispatchedAt = now;
-    this.queueWait.recordMs(now - task.enqueuedAt);
-    slot.inFlight.set(task.id, task);
-    if (this.options.adaptive) {
-      task.expectedMs = this.expectedSyncMs(task.name);
-      task.unmeasured = !this.syncMs.has(task.name);
-      slot.expectedMs += task.expectedMs;
-      if (task.unmeasured) slot.unmeasured++;
-    }
-    this.runningCount++;
-    if (task.timeoutMs !== undefined) {
-      task.timer = setTimeout(() => this.timeout(task), task.timeoutMs);
-    }
-    slot.outbox.push(task);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(this.flushAll);
-    }
-  }
-
-  /** Sends each worker the tasks dispatched to it in this turn, as one message. */
-  private flushOutboxes(): void {
-    this.flushScheduled = false;
-    for (const slot of this.slots) {
-      if (slot.outbox.length > 0) this.flushSlot(slot);
-    }
-  }
-
-  private flushSlot(slot: Slot): void {
-    const tasks = slot.outbox.filter((t) => !t.settled);
-    slot.outbox = [];
-    if (tasks.length === 0 || !slot.handle) return;
-    const requests = tasks.map(toRequest);
-    const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
-    try {
-      slot.handle.send({ t: 'run', tasks: requests }, transfer);
-    } catch {
-      // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
-      for (const task of tasks) {
-        try {
-          slot.handle.send({ t: 'run', tasks: [toRequest(task)] }, task.transfer);
-        } catch (err) {
-          this.release(slot, task);
-          this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
-        }
-      }
-      this.pump();
-    }
-  }
-
-  // ---- results ----
-
-  private onMessage(slot: Slot, handle: WorkerHandle, msg: FromWorker): void {
-    if (slot.handle !== handle) return;
-    switch (msg.t) {
-      case 'results':
-        for (const result of msg.results) this.onResult(slot, result);
-        this.pump();
-        this.updateRefs();
-        return;
-      case 'ready':
-        this.onReady(slot, msg.handlers);
-        return;
-      case 'start-error':
-        this.fail(new WorkerStartError(this.options.handlers, msg.error));
-        return;
-      case 'pong':
-        slot.pingSentAt = undefined;
-        return;
-      case 'fatal':
-        return;
-    }
-  }
-
-  private onResult(slot: Slot, result: TaskResult): void {
-    const task = slot.inFlight.get(result.id);
-    if (!task) return;
-    this.release(slot, task);
-    slot.completed++;
-    this.recordSyncTime(task.name, result.s);
-    if (task.settled) return;
-    if (result.ok) {
-      this.runTime.recordMs(performance.now() - task.dispatchedAt);
-      this.settleValue(task, result.value);
-    } else if (result.kind === 'unknown-handler') {
-      this.settleError(
-        task,
-        new UnknownHandlerError(task.name, result.error.message.split(',').filter(Boolean)),
-      );
-    } else if (result.kind === 'not-cloneable') {
-      this.settleError(task, new SerializationError(task.name, 'result', result.error.message));
-    } else {
-      this.runTime.recordMs(performance.now() - task.dispatchedAt);
-      this.settleError(task, new TaskError(task.name, result.error));
-    }
-  }
-
-  private onReady(slot: Slot, handlers: string[]): void {
-    slot.state = 'ready';
-    slot.pingSentAt = undefined;
-    this.everReady = true;
-    this.handlerNames ??= new Set(handlers);
-    this.emit('workerStart', { workerId: slot.id, ...ids(slot.handle!) });
-    this.restoreCapacity(slot);
-    if (this.readyWaiters.length > 0 && this.slots.every((s) => s.state === 'ready')) {
-      const waiters = this.readyWaiters;
-      this.readyWaiters = [];
-      for (const w of waiters) w.resolve();
-    }
-    this.pump();
-    this.updateRefs();
-  }
-
-  // ---- settling: the only places a task's promise is resolved or rejected ----
-
-  private settleValue(task: Task, value: unknown): void {
-    if (task.settled) return;
-    this.finishTask(task);
-    this.counters.completed++;
-    task.resolve(value);
-  }
-
-  private settleError(task: Task, error: Error): void {
-    if (task.settled) return;
-    this.finishTask(task);
-    this.counters.failed++;
-    task.reject(error);
-  }
-
-  private finishTask(task: Task): void {
-    task.settled = true;
-    clearTimeout(task.timer);
-    if (task.onAbort) task.signal!.removeEventListener('abort', task.onAbort);
-  }
-
-  /** The task no longer occupies its worker. */
-  private release(slot: Slot, task: Task): void {
-    if (slot.inFlight.delete(task.id)) {
-      this.runningCount--;
-      slot.expectedMs = slot.inFlight.size === 0 ? 0 : slot.expectedMs - task.expectedMs;
-      if (task.unmeasured) slot.unmeasured--;
-    }
-    task.slot = undefined;
-  }
-
-  private abort(task: Task): void {
-    if (task.settled) return;
-    const slot = task.slot;
-    this.settleError(task, new AbortError(task.name, task.signal?.reason));
-    if (slot?.handle) {
-      if (slot.outbox.includes(task)) {
-        this.release(slot, task); // never sent: nothing to tell the worker
-        this.pump();
-      } else {
-        slot.handle.send({ t: 'abort', id: task.id });
-        // Inline handlers cannot be stopped; free the slot so the pool keeps moving.
-        if (this.isolation === 'inline') this.release(slot, task);
-      }
-    } else {
-      // The task stays in the deque, marked settled, and pump() skips it; the count excludes it now.
-      this.queuedCount--;
-      if (this.queuedCount === 0) this.queue.drain();
-      if (this.state === 'closing') this.maybeFinishClose();
-    }
-    this.updateRefs();
-  }
-
-  private timeout(task: Task): void {
-    const slot = task.slot;
-    if (task.settled || !slot) return;
-    this.settleError(task, new TaskTimeoutError(task.name, task.timeoutMs!));
-    if (this.isolation === 'inline') {
-      // Synchronous code cannot be stopped in the caller's thread: the handler is only told, via its signal.
-      slot.handle?.send({ t: 'abort', id: task.id });
-      this.release(slot, task);
-      this.pump();
-    } else if (slot.state === 'ready' || slot.state === 'starting') {
-      slot.killedBy = 'timeout';
-      slot.handle?.kill();
-    }
-  }
-
-  // ---- workers: start, exit, crash ----
-
-  private spawn(slot: Slot): void {
-    slot.state = 'starting';
-    slot.startedAt = performance.now();
-    slot.killedBy = undefined;
-    let handle: WorkerHandle | undefined;
-    try {
-      handle = this.tier.spawn(
-        { handlers: this.options.handlers, maxHeapMb: this.options.maxHeapMb },
-        {
-          message: (msg) => this.onMessage(slot, handle!, msg),
-          exit: (info) => this.onExit(slot, handle!, info),
-        },
-      );
-    } catch (err) {
-      slot.state = 'down';
-      this.fail(new WorkerStartError(this.options.handlers, serializeError(err)));
-      return;
-    }
-    slot.handle = handle;
-    if (!this.referenced) handle.unref();
-  }
-
-  private onExit(slot: Slot, handle: WorkerHandle, info: WorkerExit): void {
-    if (slot.handle !== handle) return;
-    const wasStopping = slot.state === 'stopping';
-    const wasReady = slot.state === 'ready';
-    slot.state = 'down';
-    slot.handle = undefined;
-    slot.outbox = [];
-    const workerIds = { workerId: slot.id, ...ids(handle) };
-    const expected = wasStopping || this.state === 'destroyed' || this.state === 'closed';
-    this.emit('workerExit', { ...workerIds, exitCode: info.exitCode, signal: info.signal, expected });
-
-    if (expected) {
-      for (const task of slot.inFlight.values()) {
-        this.release(slot, task);
-        this.settleError(
-          task,
-          this.startError ?? new PoolClosedError(this.state === 'destroyed' ? 'destroyed' : 'closed'),
-        );
-      }
-      this.notifyStopped();
-      return;
-    }
-
-    const cause = classifyExit(info, slot.killedBy, workerIds);
-    if (!wasReady && !this.everReady && !slot.killedBy) {
-      // The very first workers die while loading the handler module: that is a start failure, not a crash loop.
-      this.fail(
-        new WorkerStartError(this.options.handlers, {
-          name: 'WorkerExit',
-          message: `the worker ${describeCause(cause)} before it was ready`,
-          ...(info.error?.stack ? { stack: info.error.stack } : {}),
-        }),
-      );
-      this.notifyStopped();
-      return;
-    }
-    this.onCrash(slot, cause);
-  }
-
-  private onCrash(slot: Slot, cause: CrashCause): void {
-    this.counters.crashes++;
-    slot.crashes++;
-    this.lastCrash = cause;
-    let retried = 0;
-    let failed = 0;
-    // Backwards, so that retried tasks keep their order at the head of the queue.
-    const hit = [...slot.inFlight.values()].reverse();
-    for (const task of hit) {
-      this.release(slot, task);
-      if (task.settled) continue;
-      clearTimeout(task.timer);
-      task.timer = undefined;
-      if (task.idempotent && task.attempt < this.options.retryAttempts && this.state !== 'destroyed') {
-        task.attempt++;
-        retried++;
-        this.counters.retried++;
-        this.queue.unshift(task);
-        this.queuedCount++;
-      } else {
-        failed++;
-        this.settleError(task, new WorkerCrashedError(task.name, cause, task.attempt));
-      }
-    }
-    slot.downSince = performance.now();
-    if (slot.role === 'active') this.promoteSpare(slot);
-    const now = Date.now();
-    const uptimeMs = performance.now() - slot.startedAt;
-    const { state, decision } = onCrash(this.options.restart, this.supervisor, now, uptimeMs);
-    this.supervisor = state;
-    this.emit('crash', {
-      workerId: slot.id,
-      ...ids(cause),
-      cause,
-      inFlight: retried + failed,
-      retried,
-      failed,
+  /** Stops a tenant's workers once its tasks are done; a later task of that tenant starts new ones. */
+  private retire(tenant: string): void {
+    const entry = this.tenants.get(tenant);
+    if (!entry) return;
+    this.tenants.delete(tenant);
+    clearTimeout(entry.idleTimer);
+    this.retiring.add(entry.group);
+    void entry.group.close().then(() => {
+      const s = entry.group.stats();
+      this.retired.completed += s.completed;
+      this.retired.failed += s.failed;
+      this.retired.retried += s.retried;
+      this.retired.crashes += s.crashes;
+      this.retired.restarts += s.restarts;
+      this.retiring.delete(entry.group);
     });
+  }
 
-    if (decision.action === 'quarantine') {
-      this.enterQuarantine(decision.until, cause);
-    } else if (this.state === 'open' || this.state === 'closing') {
-      this.scheduleRespawn(slot, decision.delayMs);
+  private makeGroup(tenant: string | undefined): WorkerGroup {
+    const sandbox = this.workerSandbox(tenant);
+    const group = new WorkerGroup(
+      tenant === undefined ? this.options : { ...this.options, workers: this.options.perTenant },
+      {
+        runTime: this.runTime,
+        queueWait: this.queueWait,
+        ...(tenant !== undefined ? { tenant } : {}),
+        ...(sandbox ? { sandbox } : {}),
+      },
+    );
+    for (const event of EVENTS) {
+      group.on(event, (payload: object) => {
+        (this.emit as (e: string, p: object) => boolean)(
+          event,
+          tenant === undefined ? payload : { ...payload, tenant },
+        );
+      });
     }
-    this.pump();
-    this.updateRefs();
+    return group;
   }
 
-  /** A ready spare takes the place of the crashed active worker at once. */
-  private promoteSpare(crashed: Slot): void {
-    const spare = this.slots.find((s) => s.role === 'spare' && s.state === 'ready');
-    if (!spare) return;
-    spare.role = 'active';
-    crashed.role = 'spare';
-    this.emit('recover', { workerId: spare.id, downMs: 0, via: 'spare' });
-  }
-
-  /**
-   * A worker became ready. If it is a spare and an active worker is down, it takes that one's place;
-   * if it is an active worker coming back from a crash, capacity is back.
-   */
-  private restoreCapacity(slot: Slot): void {
-    const now = performance.now();
-    if (slot.role === 'spare') {
-      const down = this.slots.find(
-        (s) => s.role === 'active' && s.state !== 'ready' && s.downSince !== undefined,
-      );
-      if (down) {
-        down.role = 'spare';
-        slot.role = 'active';
-        this.emit('recover', { workerId: slot.id, downMs: now - down.downSince!, via: 'spare' });
-        down.downSince = undefined;
+  /** The sandbox for a tenant's workers, with its uid chosen (a tenant keeps its uid for the pool's life). */
+  private workerSandbox(tenant: string | undefined): WorkerSandbox | undefined {
+    const sandbox = this.options.sandbox;
+    if (!sandbox) return undefined;
+    let uid: number | undefined;
+    if (sandbox.uid === 'per-tenant' && tenant !== undefined) {
+      uid = this.uids.get(tenant);
+      if (uid === undefined) {
+        if (this.nextUid > sandbox.uidRange[1]) {
+          throw new TenantLimitError(
+            tenant,
+            'sandbox.uidRange',
+            sandbox.uidRange[1] - sandbox.uidRange[0] + 1,
+            `no uid left for tenant '${tenant}': sandbox.uidRange [${sandbox.uidRange.join(', ')}] is used up (uids are never reused within a pool)`,
+          );
+        }
+        uid = this.nextUid++;
+        this.uids.set(tenant, uid);
       }
-    } else if (slot.downSince !== undefined) {
-      this.emit('recover', { workerId: slot.id, downMs: now - slot.downSince, via: 'respawn' });
+    } else if (typeof sandbox.uid === 'number') {
+      uid = sandbox.uid;
     }
-    slot.downSince = undefined;
-  }
-
-  // ---- heartbeats ----
-
-  private startHeartbeat(heartbeatMs: number): void {
-    this.lastBeat = performance.now();
-    this.heartbeatTimer = setInterval(() => this.beat(heartbeatMs), heartbeatMs);
-    this.heartbeatTimer.unref();
-  }
-
-  private beat(heartbeatMs: number): void {
-    const now = performance.now();
-    const lag = now - this.lastBeat - heartbeatMs;
-    this.lastBeat = now;
-    for (const slot of this.slots) {
-      if (slot.state !== 'ready' || !slot.handle) continue;
-      switch (heartbeatCheck(slot.pingSentAt, now, heartbeatMs, lag)) {
-        case 'ping':
-          slot.pingSentAt = now;
-          slot.handle.send({ t: 'ping', seq: 0 });
-          break;
-        case 'grace':
-          slot.pingSentAt = undefined;
-          break;
-        case 'hung':
-          slot.killedBy = 'hang';
-          slot.handle.kill();
-          break;
-        case 'wait':
-          break;
-      }
-    }
-  }
-
-  private scheduleRespawn(slot: Slot, delayMs: number): void {
-    const respawn = () => {
-      slot.respawnTimer = undefined;
-      if (this.state !== 'open' && this.state !== 'closing') return;
-      if (this.state === 'closing' && this.queuedCount === 0) return this.maybeFinishClose();
-      slot.restarts++;
-      this.counters.restarts++;
-      this.emit('restart', { workerId: slot.id, delayMs, restarts: slot.restarts });
-      this.spawn(slot);
+    return {
+      ...(uid !== undefined ? { uid } : {}),
+      namespaces: sandbox.namespaces,
+      limits: sandbox.limits,
+      env: sandbox.env,
+      permission: sandbox.permission,
     };
-    slot.respawnTimer = setTimeout(respawn, delayMs);
-    if (!this.referenced) slot.respawnTimer.unref();
   }
-
-  private enterQuarantine(until: number, lastCrash: CrashCause): void {
-    const rejected = this.rejectQueued(() => new QuarantinedError(lastCrash, until));
-    this.emit('quarantine', { until, lastCrash, rejected });
-    clearTimeout(this.quarantineTimer);
-    this.quarantineTimer = setTimeout(() => this.leaveQuarantine(), Math.max(0, until - Date.now()));
-    this.quarantineTimer.unref();
-    if (this.state === 'closing') this.maybeFinishClose();
-  }
-
-  private leaveQuarantine(): void {
-    this.quarantineTimer = undefined;
-    this.supervisor = endQuarantine(this.supervisor, Date.now());
-    if (this.state !== 'open') return;
-    for (const slot of this.slots) {
-      if (slot.state === 'down' && !slot.respawnTimer) this.scheduleRespawn(slot, 0);
-    }
-  }
-
-  /** The handler module cannot be loaded: reject everything waiting, start nothing more. */
-  private fail(error: WorkerStartError): void {
-    if (this.startError) return;
-    this.startError = error;
-    if (this.state === 'open') this.state = 'failed';
-    this.rejectQueued(() => error);
-    this.rejectReadyWaiters(error);
-    for (const slot of this.slots) {
-      clearTimeout(slot.respawnTimer);
-      slot.respawnTimer = undefined;
-      if (slot.handle && slot.state !== 'down' && slot.state !== 'stopping') {
-        slot.state = 'stopping';
-        slot.handle.kill();
-      }
-    }
-  }
-
-  private rejectQueued(makeError: () => Error): number {
-    let rejected = 0;
-    for (const task of this.queue.drain()) {
-      if (task.settled) continue;
-      rejected++;
-      this.settleError(task, makeError());
-    }
-    this.queuedCount = 0;
-    return rejected;
-  }
-
-  private rejectReadyWaiters(error: Error): void {
-    const waiters = this.readyWaiters;
-    this.readyWaiters = [];
-    for (const w of waiters) w.reject(error);
-  }
-
-  // ---- closing ----
-
-  private maybeFinishClose(): void {
-    if (this.state !== 'closing' || this.queuedCount > 0 || this.runningCount > 0) return;
-    this.state = 'closed';
-    clearTimeout(this.quarantineTimer);
-    clearInterval(this.heartbeatTimer);
-    for (const slot of this.slots) {
-      clearTimeout(slot.respawnTimer);
-      slot.respawnTimer = undefined;
-      if (slot.handle && slot.state !== 'down') {
-        slot.state = 'stopping';
-        slot.handle.stop(STOP_GRACE_MS);
-      }
-    }
-    this.rejectReadyWaiters(new PoolClosedError('closed'));
-    this.updateRefs();
-    this.notifyStopped();
-  }
-
-  private allStopped(): Promise<void> {
-    if (this.slots.every((s) => s.state === 'down')) return Promise.resolve();
-    return new Promise((resolve) => this.closeWaiters.push(resolve));
-  }
-
-  private notifyStopped(): void {
-    if (!this.slots.every((s) => s.state === 'down')) return;
-    for (const resolve of this.closeWaiters.splice(0)) resolve();
-  }
-
-  // ---- keeping the caller's process alive only while there is work ----
-
-  private updateRefs(): void {
-    // While closing or destroying, the workers keep the process alive until they have exited.
-    const busy =
-      this.queuedCount + this.runningCount + this.readyWaiters.length > 0 ||
-      (this.state !== 'open' && this.state !== 'failed');
-    if (busy === this.referenced) return;
-    this.referenced = busy;
-    for (const slot of this.slots) {
-      if (busy) {
-        slot.handle?.ref();
-        slot.respawnTimer?.ref();
-      } else {
-        slot.handle?.unref();
-        slot.respawnTimer?.unref();
-      }
-    }
-  }
-}
-
-function toRequest(task: Task): RunRequest {
-  return { id: task.id, name: task.name, input: task.input, attempt: task.attempt };
-}
-
-function ids(source: { pid?: number; threadId?: number }): { pid?: number; threadId?: number } {
-  return {
-    ...(source.pid !== undefined ? { pid: source.pid } : {}),
-    ...(source.threadId !== undefined ? { threadId: source.threadId } : {}),
-  };
-}
-
-const RUN_OPTIONS = ['signal', 'timeoutMs', 'idempotent', 'transfer'];
-
-function checkRunOptions(options: unknown): InvalidOptionError | undefined {
-  if (options === null || typeof options !== 'object') {
-    return new InvalidOptionError('run options', `must be an object; got ${typeof options}`);
-  }
-  try {
-    for (const key of Object.keys(options)) {
-      if (!RUN_OPTIONS.includes(key)) {
-        return new InvalidOptionError(key, `is not a known run() option; allowed: ${RUN_OPTIONS.join(', ')}`);
-      }
-    }
-    const o = options as RunOptions;
-    if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) {
-      return new InvalidOptionError('signal', 'must be an AbortSignal');
-    }
-    milliseconds('timeoutMs', o.timeoutMs);
-    if (o.idempotent !== undefined && typeof o.idempotent !== 'boolean') {
-      return new InvalidOptionError('idempotent', `must be a boolean; got ${typeof o.idempotent}`);
-    }
-    if (o.transfer !== undefined && !Array.isArray(o.transfer)) {
-      return new InvalidOptionError('transfer', 'must be an array of transferable objects');
-    }
-  } catch (err) {
-    if (err instanceof InvalidOptionError) return err;
-    throw err;
-  }
-  return undefined;
 }

@@ -1,9 +1,12 @@
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
 import type { SerializedError } from '../errors.js';
+import { WorkerCgroup } from '../sandbox/cgroup.js';
+import { permissionDirs, sandboxCommand } from '../sandbox/launch.js';
 import { workerEntry } from './entry.js';
-import type { SpawnOptions, Tier, WorkerEvents, WorkerHandle } from './tier.js';
+import type { SpawnOptions, Tier, WorkerEvents, WorkerHandle, WorkerSandbox } from './tier.js';
 
 const entry = workerEntry('process-entry');
 
@@ -12,6 +15,7 @@ const OOM_PATTERN = /heap out of memory|Reached heap limit|Allocation failed/;
 const STDERR_TAIL_BYTES = 8192;
 /** After the process exits, how long to wait for the IPC channel to deliver what is still in it. */
 const DRAIN_AFTER_EXIT_MS = 200;
+let cgroupCounter = 0;
 
 /**
  * Flags of the parent that must not reach a worker: the test runner's and the inspector's own, and
@@ -25,31 +29,85 @@ function inheritedExecArgv(maxHeapMb: number | undefined): string[] {
   return args;
 }
 
+function workerEnv(handlers: string, sandbox: WorkerSandbox | undefined): NodeJS.ProcessEnv {
+  const data = JSON.stringify({ handlers } satisfies WorkerData);
+  if (!sandbox) return { ...process.env, ISOLANE_WORKER_DATA: data };
+  const env: NodeJS.ProcessEnv = { ISOLANE_WORKER_DATA: data };
+  for (const name of sandbox.env) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
+}
+
+/** The heap limit: `maxHeapMb`, else three quarters of a sandbox memory limit, so the heap runs out first. */
+function heapLimit(options: SpawnOptions): number | undefined {
+  const memoryMb = options.sandbox?.limits.memoryMb;
+  return options.maxHeapMb ?? (memoryMb ? Math.floor(memoryMb * 0.75) : undefined);
+}
+
+function launch(options: SpawnOptions): { child: ChildProcess; cgroup?: WorkerCgroup } {
+  const execArgv = inheritedExecArgv(heapLimit(options));
+  const env = workerEnv(options.handlers, options.sandbox);
+  const stdio: ['inherit', 'inherit', 'pipe', 'ipc'] = ['inherit', 'inherit', 'pipe', 'ipc'];
+  const sandbox = options.sandbox;
+  if (!sandbox) return { child: fork(entry, [], { serialization: 'advanced', execArgv, env, stdio }) };
+  const { memoryMb, processes, cpuSeconds, openFiles } = sandbox.limits;
+  const cgroup =
+    memoryMb !== undefined || processes !== undefined
+      ? new WorkerCgroup(`isolane-${process.pid}-${++cgroupCounter}`, { memoryMb, processes })
+      : undefined;
+  const command = sandboxCommand(
+    {
+      uid: sandbox.uid,
+      namespaces: sandbox.namespaces,
+      cpuSeconds,
+      openFiles,
+      cgroupProcs: cgroup?.procsFiles() ?? [],
+      ...(sandbox.permission ? { permissionReadDirs: permissionDirs(options.handlers) } : {}),
+    },
+    process.execPath,
+    [...execArgv, entry],
+  );
+  const child = spawn(command.command, command.args, { serialization: 'advanced', env, stdio });
+  return { child, ...(cgroup ? { cgroup } : {}) };
+}
+
+/** The Node process at the end of a sandbox's launch chain, as the host sees it. */
+function nodeDescendant(pid: number): number | undefined {
+  const queue = [pid];
+  for (let seen = 0; queue.length > 0 && seen < 32; seen++) {
+    const next = queue.shift()!;
+    try {
+      if (readlinkSync(`/proc/${next}/exe`) === process.execPath) return next;
+      const children = readFileSync(`/proc/${next}/task/${next}/children`, 'utf8').trim();
+      if (children) queue.push(...children.split(' ').map(Number));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return undefined;
+}
+
 /** A child process per worker, talking over Node's IPC channel with structured-clone serialization. */
 export const processTier: Tier = {
   isolation: 'process',
   spawn(options: SpawnOptions, events: WorkerEvents): WorkerHandle {
-    const child = fork(entry, [], {
-      serialization: 'advanced',
-      execArgv: inheritedExecArgv(options.maxHeapMb),
-      env: {
-        ...process.env,
-        ISOLANE_WORKER_DATA: JSON.stringify({ handlers: options.handlers } satisfies WorkerData),
-      },
-      stdio: ['inherit', 'inherit', 'pipe', 'ipc'],
-    });
+    const { child, cgroup } = launch(options);
     let stderrTail = '';
     let fatal: SerializedError | undefined;
     let stopTimer: NodeJS.Timeout | undefined;
     let exited = false;
+    let hostPid = options.sandbox ? undefined : child.pid;
 
     child.stderr?.on('data', (chunk: Buffer) => {
       process.stderr.write(chunk);
       stderrTail = (stderrTail + chunk.toString('latin1')).slice(-STDERR_TAIL_BYTES);
     });
     child.on('message', (msg: FromWorker) => {
-      if (msg.t === 'fatal') fatal = msg.error;
-      else events.message(msg);
+      if (msg.t === 'fatal') {
+        fatal = msg.error;
+        return;
+      }
+      if (msg.t === 'ready' && hostPid === undefined && child.pid) hostPid = nodeDescendant(child.pid);
+      events.message(msg);
     });
     // A failed spawn (e.g. EAGAIN) emits 'error' and then, usually, 'exit'; make sure exit is reported once.
     child.on('error', (err) => {
@@ -64,7 +122,9 @@ export const processTier: Tier = {
       if (stopTimer) clearTimeout(stopTimer);
       child.removeAllListeners('message');
       const oom = OOM_PATTERN.test(stderrTail);
-      events.exit({ exitCode, signal, oom, ...(fatal ? { error: fatal } : {}) });
+      const limit = cgroup?.memoryExceeded() && !oom ? 'memory' : signal === 'SIGXCPU' ? 'cpu' : undefined;
+      cgroup?.remove();
+      events.exit({ exitCode, signal, oom, ...(limit ? { limit } : {}), ...(fatal ? { error: fatal } : {}) });
     };
     child.once('exit', (code, signal) => {
       // Messages sent just before the exit may still be in the channel: let 'close' deliver them first.
@@ -76,7 +136,9 @@ export const processTier: Tier = {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     return {
-      pid: child.pid,
+      get pid() {
+        return hostPid ?? child.pid;
+      },
       send(msg: ToWorker) {
         if (child.connected) child.send(msg);
       },

@@ -12,6 +12,8 @@ export interface WorkerExit {
   error?: SerializedError;
   /** The worker ran out of heap. */
   oom: boolean;
+  /** A sandbox limit ended it. */
+  limit?: 'memory' | 'cpu';
 }
 
 export interface WorkerEvents {
@@ -24,6 +26,17 @@ export interface SpawnOptions {
   /** URL (href) of the handler module. */
   handlers: string;
   maxHeapMb?: number;
+  /** Process tier only: how to confine the worker. */
+  sandbox?: WorkerSandbox;
+}
+
+/** A sandbox as applied to one worker: the uid is already chosen. */
+export interface WorkerSandbox {
+  uid?: number;
+  namespaces: boolean;
+  limits: { memoryMb?: number; cpuSeconds?: number; openFiles?: number; processes?: number };
+  env: string[];
+  permission: boolean;
 }
 
 /** One running worker, whatever it is made of. */

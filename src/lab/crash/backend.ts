@@ -3,15 +3,14 @@
  * - naive: a dumb round-robin front over N independent pools of one worker each. A request sent to
  *   a unit that is down is refused at once; a crash fails what the unit was running; nothing is
  *   retried, nothing is routed around, and the unit comes back after the restart delay.
- * - isolane: one pool of N workers with isolane's defaults for a crash: idempotent requests (the
- *   ones hit by a crash are retried elsewhere), spares (`restart.spares`), a heartbeat, and
- *   dispatch only to ready workers (routing around), with the queue holding the rest.
+ * - isolane: one pool of N workers with isolane's policies for a crash: idempotent requests (the
+ *   ones hit by a crash are retried elsewhere), hot spares (`restart.spares`), a heartbeat
+ *   (`heartbeatMs`), and dispatch only to ready workers (routing around), the queue holding the rest.
  * Used by the lab (process workers) and inside the threads topology's server (thread workers).
  */
 import { performance } from 'node:perf_hooks';
 import { createPool, type Pool, type PoolOptions } from '../../index.js';
 import { DOWN_CODE, type Outcome } from './accounting.js';
-import { poolFeatures } from './features.js';
 import type { CrashKind } from './schedule.js';
 
 export type Policy = 'naive' | 'isolane';
@@ -35,7 +34,7 @@ export function wallNow(): number {
 
 /** Without a heartbeat, a hang is noticed when the hung task times out. */
 export const HANG_TIMEOUT_MS = 1_000;
-/** The heartbeat the isolane arrangement uses, when the pool has one. */
+/** The heartbeat of the isolane arrangement: a worker that misses two is hung. */
 export const HEARTBEAT_MS = 100;
 /** The heap limit set for out-of-memory crashes. */
 export const OOM_HEAP_MB = 64;
@@ -47,7 +46,8 @@ export interface BackendOptions {
   isolation: 'process' | 'thread';
   workers: number;
   handlers: URL;
-  restartMs: number;
+  /** How long the pool waits before it respawns a crashed worker. */
+  restartDelayMs: number;
   spares: number;
   /** Tasks one worker of the isolane pool holds at once. */
   concurrency: number;
@@ -72,15 +72,8 @@ export interface Backend {
   inject(kind: CrashKind): Injection;
   /** Runs a task that is not a request (on unit 0 when naive); it is not retried. */
   call(name: string, input: unknown): Promise<unknown>;
-  /** Pid of the worker a kill would hit. */
-  victimPid(): number | undefined;
   destroy(): Promise<void>;
 }
-
-type ExtendedOptions = PoolOptions & {
-  heartbeatMs?: number;
-  restart?: NonNullable<PoolOptions['restart']> & { spares?: number };
-};
 
 export function createBackend(options: BackendOptions): Backend {
   return options.policy === 'naive' ? naiveBackend(options) : isolaneBackend(options);
@@ -91,18 +84,15 @@ function record(pool: Pool, scope: string, timeline: TimelineEvent[]): void {
     timeline.push({ t: wallNow(), scope, type: 'crash', workerId: e.workerId, reason: e.cause.reason }),
   );
   pool.on('workerStart', (e) => timeline.push({ t: wallNow(), scope, type: 'start', workerId: e.workerId }));
-  // `recover` comes with spares: { workerId, downMs, via: 'spare' | 'respawn' }.
-  (pool as unknown as NodeJS.EventEmitter).on(
-    'recover',
-    (e: { workerId: number; downMs: number; via: string }) =>
-      timeline.push({
-        t: wallNow(),
-        scope,
-        type: 'recover',
-        workerId: e.workerId,
-        downMs: e.downMs,
-        via: e.via,
-      }),
+  pool.on('recover', (e) =>
+    timeline.push({
+      t: wallNow(),
+      scope,
+      type: 'recover',
+      workerId: e.workerId,
+      downMs: e.downMs,
+      via: e.via,
+    }),
   );
 }
 
@@ -117,11 +107,11 @@ export function toOutcome(result: Promise<unknown>): Promise<Outcome> {
   );
 }
 
-function base(options: BackendOptions): ExtendedOptions {
+function base(options: BackendOptions): PoolOptions {
   return {
     handlers: options.handlers,
     isolation: options.isolation,
-    restart: { backoff: { initialMs: options.restartMs, maxMs: options.restartMs } },
+    restart: { backoff: { initialMs: options.restartDelayMs, maxMs: options.restartDelayMs } },
     ...(options.maxHeapMb ? { maxHeapMb: options.maxHeapMb } : {}),
   };
 }
@@ -165,7 +155,6 @@ function naiveBackend(options: BackendOptions): Backend {
       return { t, scope: `${options.prefix}unit 0` };
     },
     call: (name, input) => pools[0]!.run(name, input),
-    victimPid: victim,
     destroy: async () => {
       await Promise.all(pools.map((p) => p.destroy()));
     },
@@ -173,24 +162,23 @@ function naiveBackend(options: BackendOptions): Backend {
 }
 
 function isolaneBackend(options: BackendOptions): Backend {
-  const features = poolFeatures();
   const pool = createPool({
     ...base(options),
     workers: options.workers,
     concurrency: options.concurrency,
     restart: {
-      backoff: { initialMs: options.restartMs, maxMs: options.restartMs },
-      ...(features.spares && options.spares > 0 ? { spares: options.spares } : {}),
+      backoff: { initialMs: options.restartDelayMs, maxMs: options.restartDelayMs },
+      spares: options.spares,
     },
-    ...(features.heartbeat ? { heartbeatMs: HEARTBEAT_MS } : {}),
-  } as ExtendedOptions as PoolOptions);
+    heartbeatMs: HEARTBEAT_MS,
+  });
   const scope = `${options.prefix}pool`;
   record(pool, scope, options.timeline);
-  // The busiest ready worker: a crash there hits the most.
+  // The busiest ready active worker (not a spare): a crash there hits the most.
   const victim = () =>
     pool
       .stats()
-      .workers.filter((w) => w.state === 'ready' && w.pid !== undefined)
+      .workers.filter((w) => w.state === 'ready' && w.role === 'active' && w.pid !== undefined)
       .sort((a, b) => b.running - a.running || a.id - b.id)[0]?.pid;
   return {
     ready: () => pool.ready(),
@@ -200,14 +188,12 @@ function isolaneBackend(options: BackendOptions): Backend {
       if (kind === 'sigkill' || kind === 'process') kill(victim());
       else {
         const task = options.crashTask(kind);
-        // Without a heartbeat, only a timeout can notice a hang. The crash task itself is never retried.
-        const timeoutMs = kind === 'hang' && !features.heartbeat ? HANG_TIMEOUT_MS : undefined;
-        void pool.run(task.name, task.input, timeoutMs ? { timeoutMs } : {}).catch(() => {});
+        // The heartbeat notices a hang. The crash task itself is not idempotent: it is never retried.
+        void pool.run(task.name, task.input).catch(() => {});
       }
       return { t, scope };
     },
     call: (name, input) => pool.run(name, input),
-    victimPid: victim,
     destroy: () => pool.destroy(),
   };
 }

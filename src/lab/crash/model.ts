@@ -5,12 +5,16 @@
  * to come back drops `rate × share × restart` requests ("1000/s × 500 ms = 500"; "100/s × 500 ms =
  * 50"). That counts the arrivals during the restart, and calls them "in flight".
  *
- * Refined, two different terms:
+ * Refined, the requests a crash hits are of three kinds:
  * - in flight at the moment of the crash: by Little's law, `rate × share × W`, where W is the time
- *   a request spends in the system; these die with the unit unless they are retried elsewhere;
- * - arrivals while the unit is down, `rate × share × down`, where `down` runs from the crash to the
- *   replacement being ready (detection + restart delay + start-up, not just the restart delay);
- *   these are refused unless they are routed around it, handed to a spare, or queued.
+ *   a request spends in the system;
+ * - sent to the unit after it died but before anyone noticed (`rate × share × detect`): they go
+ *   into the dead unit and share the fate of the in-flight ones;
+ * these two die with the unit unless they are retried elsewhere;
+ * - arrivals after the crash was noticed until the replacement serves (`rate × share × (down −
+ *   detect)`, where `down` runs from the crash to the replacement being ready: detection, restart
+ *   delay and start-up, not just a restart delay): refused, unless they are routed around the
+ *   unit, taken by a spare, or queued.
  */
 
 export interface SeedModelInput {
@@ -30,7 +34,9 @@ export interface RefinedModelInput {
   share: number;
   /** W: mean time from send to result of a request, in ms. */
   inSystemMs: number;
-  /** From the crash until the unit (or its replacement) serves again, in ms. */
+  /** From the crash until the pool (or the front) noticed it, in ms. */
+  detectMs: number;
+  /** From the crash until the unit (or its replacement) serves again, in ms (includes `detectMs`). */
   downMs: number;
   /** In-flight requests hit by the crash are tried again elsewhere (idempotent, two or more tries). */
   retries: boolean;
@@ -43,25 +49,30 @@ export interface RefinedModel {
   unitRatePerSec: number;
   /** Requests in the unit when it dies (Little's law). */
   inFlight: number;
-  /** Requests that reach the unit while it is down (0 when it is routed around). */
+  /** Requests sent into the dead unit before the crash was noticed. */
+  unnoticed: number;
+  /** Requests that reach the unit after the crash was noticed, until it is back (0 when they are held elsewhere). */
   arrivalsWhileDown: number;
-  /** Requests expected to be tried again (the in-flight ones, when retries are on). */
+  /** Requests expected to be tried again (those the crash hit, when retries are on). */
   retried: number;
   /** Requests expected to be lost. */
   dropped: number;
 }
 
 export function refinedModel(input: RefinedModelInput): RefinedModel {
-  for (const key of ['ratePerSec', 'share', 'inSystemMs', 'downMs'] as const) {
+  for (const key of ['ratePerSec', 'share', 'inSystemMs', 'detectMs', 'downMs'] as const) {
     if (!(input[key] >= 0) || !Number.isFinite(input[key]))
       throw new RangeError(`${key} must be >= 0; got ${input[key]}`);
   }
   const unitRatePerSec = input.ratePerSec * input.share;
+  const detectMs = Math.min(input.detectMs, input.downMs);
   const inFlight = (unitRatePerSec * input.inSystemMs) / 1000;
-  const arrivalsWhileDown = input.holdsArrivals ? 0 : (unitRatePerSec * input.downMs) / 1000;
-  const retried = input.retries ? inFlight : 0;
-  const dropped = (input.retries ? 0 : inFlight) + arrivalsWhileDown;
-  return { unitRatePerSec, inFlight, arrivalsWhileDown, retried, dropped };
+  const unnoticed = (unitRatePerSec * detectMs) / 1000;
+  const arrivalsWhileDown = input.holdsArrivals ? 0 : (unitRatePerSec * (input.downMs - detectMs)) / 1000;
+  const hit = inFlight + unnoticed;
+  const retried = input.retries ? hit : 0;
+  const dropped = (input.retries ? 0 : hit) + arrivalsWhileDown;
+  return { unitRatePerSec, inFlight, unnoticed, arrivalsWhileDown, retried, dropped };
 }
 
 /** The share of all requests that goes to the crashed unit: all of them if the crash takes every unit down. */
@@ -72,10 +83,10 @@ export function crashedShare(units: number, wholeSystem: boolean): number {
 }
 
 /**
- * Whether a measured count is near a predicted one: within `relative` of it, or within three
- * standard deviations of a Poisson count of that mean (small counts vary a lot), whichever is wider.
+ * Whether a measured count is near a predicted one: within `relative` of it or within 2 requests.
+ * With Poisson arrivals the count itself varies: then within three standard deviations too.
  */
-export function near(measured: number, predicted: number, relative = 0.2): boolean {
-  const slack = Math.max(relative * predicted, 3 * Math.sqrt(Math.max(predicted, 1)));
+export function near(measured: number, predicted: number, relative = 0.2, poisson = false): boolean {
+  const slack = Math.max(relative * predicted, 2, poisson ? 3 * Math.sqrt(predicted) : 0);
   return Math.abs(measured - predicted) <= slack;
 }

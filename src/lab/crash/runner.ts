@@ -7,11 +7,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Accounting, account, type RequestRecord } from './accounting.js';
 import { type Policy, type TimelineEvent, wallNow } from './backend.js';
-import { type PoolFeatures, poolFeatures } from './features.js';
 import type { WorkInput } from './handlers.js';
 import { crashedShare, type RefinedModel, refinedModel, seedModel } from './model.js';
 import { type ArrivalProcess, actions, arrivals, type CrashKind, crashSchedule } from './schedule.js';
-import { createTopology, describePolicy, type Topology, type TopologyId } from './topologies.js';
+import {
+  crashedUnit,
+  createTopology,
+  describePolicy,
+  type Topology,
+  type TopologyId,
+  unitStartupMs,
+} from './topologies.js';
 
 export interface RunConfig {
   id: string;
@@ -26,8 +32,22 @@ export interface RunConfig {
   serviceKind: WorkInput['kind'];
   crashKind: CrashKind;
   crashAtMs: number[];
+  /**
+   * How long a restart takes, as the seed counts it: from the crash until the unit serves again.
+   * The pools wait this long less the unit's start-up before they respawn it (0: at once).
+   */
   restartMs: number;
   spares: number;
+}
+
+export interface RestartPlan {
+  /** What restarts: a worker process, a worker thread, or the server process with its threads. */
+  unit: 'process' | 'thread' | 'server';
+  targetMs: number;
+  /** One idle unit's start-up, spawn to ready, measured before the run. */
+  unitStartupMs: number;
+  /** The respawn delay given to the pools: target less start-up, at least 0. */
+  delayMs: number;
 }
 
 export interface CrashRecord {
@@ -55,9 +75,9 @@ export interface RunModel {
   inSystemMs: number;
   /** The seed's arithmetic: arrivals to the unit during the nominal restart, per crash, summed. */
   seed: number;
-  /** In flight at the crash + arrivals while down (measured downtime), less what retries and routing save. */
+  /** In flight at the crash + sent before it was noticed + arrivals until it was back (measured times), less what retries and routing save. */
   refined: RefinedModel;
-  /** The refined model from the inputs alone: W = service time, down = restart delay. */
+  /** The refined model from the inputs alone: W = service time, no detection time, down = restart time. */
   nominal: RefinedModel;
 }
 
@@ -66,7 +86,7 @@ export interface RunResult {
   config: RunConfig;
   topology: string;
   policy: string;
-  features: PoolFeatures;
+  restart: RestartPlan;
   /** From creating the topology until every worker was ready. */
   startupMs: number;
   crashes: CrashRecord[];
@@ -76,6 +96,7 @@ export interface RunResult {
 }
 
 const READY_TIMEOUT_MS = 30_000;
+const BACK_TIMEOUT_MS = 10_000;
 const WARMUP_PER_UNIT = 3;
 
 function drainTimeoutMs(config: RunConfig): number {
@@ -103,8 +124,15 @@ export async function runOnce(config: RunConfig): Promise<RunResult> {
   });
   const crashes = crashSchedule(config.crashAtMs, config.crashKind, config.durationMs);
   const errors: string[] = [];
+  const startup = await unitStartupMs(config);
+  const restart: RestartPlan = {
+    unit: crashedUnit(config),
+    targetMs: config.restartMs,
+    unitStartupMs: startup,
+    delayMs: Math.max(0, Math.round(config.restartMs - startup)),
+  };
   const created = wallNow();
-  const topology = createTopology(config);
+  const topology = createTopology({ ...config, restartDelayMs: restart.delayMs });
   const records: RequestRecord[] = sendTimes.map((ms) => ({
     intendedMs: ms,
     settledMs: undefined,
@@ -159,7 +187,16 @@ export async function runOnce(config: RunConfig): Promise<RunResult> {
     if (pending > 0)
       errors.push(`${pending} requests had not settled ${drainTimeoutMs(config)} ms after the last was sent`);
     endMs = Math.max(config.durationMs, wallNow() - t0);
-    timeline = await topology.timeline();
+    // Wait (bounded) until every crashed unit is back, so that each crash has an end.
+    const backBy = wallNow() + BACK_TIMEOUT_MS + config.restartMs;
+    for (;;) {
+      timeline = await topology.timeline();
+      const allBack = injections.every((i) =>
+        timeline.some((e) => e.scope === i.scope && e.type === 'start' && e.t >= i.t),
+      );
+      if (allBack || wallNow() > backBy) break;
+      await sleep(50);
+    }
   } catch (err) {
     errors.push((err as Error).message);
   } finally {
@@ -183,19 +220,15 @@ export async function runOnce(config: RunConfig): Promise<RunResult> {
   return {
     id: config.id,
     config,
-    topology: describeTopologyOf(topology),
+    topology: topology.description,
     policy: describePolicy(config.policy, config.spares),
-    features: poolFeatures(),
+    restart,
     startupMs,
     crashes: crashRecords,
     accounting,
     model: modelOf(config, topology, accounting, crashRecords),
     errors,
   };
-}
-
-function describeTopologyOf(topology: Topology): string {
-  return topology.description;
 }
 
 async function destroy(topology: Topology, errors: string[]): Promise<void> {
@@ -240,31 +273,39 @@ function modelOf(
   const share = crashedShare(topology.units, topology.wholeSystem);
   const inSystemMs = accounting.windows.before.meanMs ?? config.serviceMs;
   const isolane = config.policy === 'isolane';
+  const model = (w: number, detect: number, down: number) =>
+    refinedModel({
+      ratePerSec: config.ratePerSec,
+      share,
+      inSystemMs: w,
+      detectMs: detect,
+      downMs: down,
+      retries: isolane,
+      holdsArrivals: isolane,
+    });
+  const measured = crashes.map((c) =>
+    model(inSystemMs, c.detectedMs === null ? 0 : c.detectedMs - c.atMs, c.downMs),
+  );
   const count = Math.max(crashes.length, 1);
-  const sum = (down: (c: CrashRecord | undefined) => number, w: number): RefinedModel => {
-    const parts = (crashes.length > 0 ? crashes : [undefined]).map((c) =>
-      refinedModel({
-        ratePerSec: config.ratePerSec,
-        share,
-        inSystemMs: w,
-        downMs: down(c),
-        retries: isolane,
-        holdsArrivals: isolane,
-      }),
-    );
-    return {
-      unitRatePerSec: parts[0]!.unitRatePerSec,
-      inFlight: parts.reduce((a, p) => a + p.inFlight, 0),
-      arrivalsWhileDown: parts.reduce((a, p) => a + p.arrivalsWhileDown, 0),
-      retried: parts.reduce((a, p) => a + p.retried, 0),
-      dropped: parts.reduce((a, p) => a + p.dropped, 0),
-    };
-  };
+  const nominal = model(config.serviceMs, 0, config.restartMs);
   return {
     share,
     inSystemMs,
     seed: count * seedModel({ ratePerSec: config.ratePerSec, share, restartMs: config.restartMs }),
-    refined: sum((c) => c?.downMs ?? config.restartMs, inSystemMs),
-    nominal: sum(() => config.restartMs, config.serviceMs),
+    refined: measured.length > 0 ? sumModels(measured) : nominal,
+    nominal: sumModels(Array.from({ length: count }, () => nominal)),
+  };
+}
+
+function sumModels(models: RefinedModel[]): RefinedModel {
+  const total = (key: Exclude<keyof RefinedModel, 'unitRatePerSec'>) =>
+    models.reduce((a, m) => a + m[key], 0);
+  return {
+    unitRatePerSec: models[0]!.unitRatePerSec,
+    inFlight: total('inFlight'),
+    unnoticed: total('unnoticed'),
+    arrivalsWhileDown: total('arrivalsWhileDown'),
+    retried: total('retried'),
+    dropped: total('dropped'),
   };
 }

@@ -10,7 +10,7 @@ import type { CrashKind } from './schedule.js';
 export interface ServerConfig {
   policy: Policy;
   threads: number;
-  restartMs: number;
+  restartDelayMs: number;
   spares: number;
   concurrency: number;
   maxHeapMb?: number;
@@ -27,7 +27,7 @@ const backend = createBackend({
   isolation: 'thread',
   workers: config.threads,
   handlers: new URL('./handlers.js', import.meta.url),
-  restartMs: config.restartMs,
+  restartDelayMs: config.restartDelayMs,
   spares: config.spares,
   concurrency: config.concurrency,
   ...(config.maxHeapMb ? { maxHeapMb: config.maxHeapMb } : {}),

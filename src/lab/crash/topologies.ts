@@ -6,7 +6,7 @@
  *   thread, except a fatal one (the thread SIGKILLs its process), which takes down the server and
  *   every thread in it, as does killing the server from outside.
  */
-
+import { createPool } from '../../index.js';
 import type { Outcome } from './accounting.js';
 import {
   type Backend,
@@ -15,6 +15,7 @@ import {
   OOM_HEAP_MB,
   type Policy,
   type TimelineEvent,
+  wallNow,
 } from './backend.js';
 import type { WorkInput } from './handlers.js';
 import type { CrashKind } from './schedule.js';
@@ -34,7 +35,8 @@ export interface TopologyConfig {
   topology: TopologyId;
   policy: Policy;
   workers: number;
-  restartMs: number;
+  /** How long the pools wait before respawning a crashed worker (or server). */
+  restartDelayMs: number;
   spares: number;
   serviceKind: WorkInput['kind'];
   crashKind: CrashKind;
@@ -84,6 +86,69 @@ export function createTopology(config: TopologyConfig): Topology {
   return config.topology === 'threads' ? threadsTopology(config) : processTopology(config);
 }
 
+function serverUrl(
+  config: Pick<
+    TopologyConfig,
+    'policy' | 'workers' | 'restartDelayMs' | 'spares' | 'serviceKind' | 'crashKind'
+  >,
+): URL {
+  const server: ServerConfig = {
+    policy: config.policy,
+    threads: config.workers,
+    restartDelayMs: config.restartDelayMs,
+    spares: config.spares,
+    concurrency: isolaneConcurrency(config.serviceKind),
+    ...(config.crashKind === 'oom' ? { maxHeapMb: OOM_HEAP_MB } : {}),
+  };
+  const url = new URL(`./server${EXT}`, import.meta.url);
+  url.searchParams.set('config', JSON.stringify(server));
+  return url;
+}
+
+const startups = new Map<string, number>();
+
+/**
+ * What restarts after a crash of this kind: a worker process, a worker thread, or the whole server
+ * process with its N threads.
+ */
+export function crashedUnit(
+  config: Pick<TopologyConfig, 'topology' | 'crashKind'>,
+): 'process' | 'thread' | 'server' {
+  if (config.topology !== 'threads') return 'process';
+  return config.crashKind === 'fatal' || config.crashKind === 'process' ? 'server' : 'thread';
+}
+
+/**
+ * How long the unit that crashes takes to start, spawn to ready, measured on one idle unit of that
+ * shape (cached per shape). The lab subtracts it from the restart time, so that a restart takes
+ * what the seed says it does: from the crash until the unit serves again.
+ */
+export async function unitStartupMs(
+  config: Pick<TopologyConfig, 'topology' | 'workers' | 'crashKind' | 'serviceKind'>,
+): Promise<number> {
+  const unit = crashedUnit(config);
+  const oom = config.crashKind === 'oom';
+  const key = `${unit}:${unit === 'server' ? config.workers : 1}:${oom}`;
+  const known = startups.get(key);
+  if (known !== undefined) return known;
+  const pool = createPool({
+    handlers:
+      unit === 'server' ? serverUrl({ ...config, policy: 'naive', restartDelayMs: 0, spares: 0 }) : HANDLERS,
+    isolation: unit === 'thread' ? 'thread' : 'process',
+    workers: 1,
+    ...(oom && unit !== 'server' ? { maxHeapMb: OOM_HEAP_MB } : {}),
+  });
+  const started = wallNow();
+  try {
+    await pool.ready();
+    const ms = wallNow() - started;
+    startups.set(key, ms);
+    return ms;
+  } finally {
+    await pool.destroy();
+  }
+}
+
 function processTopology(config: TopologyConfig): Topology {
   const timeline: TimelineEvent[] = [];
   const units = config.topology === 'one-process' ? 1 : config.workers;
@@ -92,7 +157,7 @@ function processTopology(config: TopologyConfig): Topology {
     isolation: 'process',
     workers: units,
     handlers: HANDLERS,
-    restartMs: config.restartMs,
+    restartDelayMs: config.restartDelayMs,
     spares: config.spares,
     concurrency: isolaneConcurrency(config.serviceKind),
     ...(config.crashKind === 'oom' ? { maxHeapMb: OOM_HEAP_MB } : {}),
@@ -117,7 +182,7 @@ function threadsTopology(config: TopologyConfig): Topology {
   const server: ServerConfig = {
     policy: config.policy,
     threads: config.workers,
-    restartMs: config.restartMs,
+    restartDelayMs: config.restartDelayMs,
     spares: config.spares,
     concurrency: isolaneConcurrency(config.serviceKind),
     ...(config.crashKind === 'oom' ? { maxHeapMb: OOM_HEAP_MB } : {}),
@@ -131,7 +196,8 @@ function threadsTopology(config: TopologyConfig): Topology {
     isolation: 'process',
     workers: 1,
     handlers: url,
-    restartMs: config.restartMs,
+    // The server process comes back after the same delay as a thread would.
+    restartDelayMs: config.restartDelayMs,
     spares: config.spares,
     concurrency: 10_000,
     prefix: '',
