@@ -40,4 +40,6 @@ export type FromWorker =
 /** The data a thread or process worker is started with. */
 export interface WorkerData {
   handlers: string;
+  /** Sandboxed process workers: the only environment variables tenant code may see. */
+  env?: string[];
 }

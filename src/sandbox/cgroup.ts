@@ -9,10 +9,12 @@ import { join } from 'node:path';
 export interface CgroupLimits {
   memoryMb?: number;
   processes?: number;
+  /** Not enforced here (RLIMIT_CPU does that): accounted, so that a worker killed at the limit can be told apart. */
+  cpuSeconds?: number;
 }
 
 interface Controller {
-  name: 'memory' | 'pids';
+  name: 'memory' | 'pids' | 'cpuacct';
   /** The caller's own cgroup folder in this controller's hierarchy. */
   base: string;
 }
@@ -77,6 +79,23 @@ export class WorkerCgroup {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'pids.max'), String(limits.processes));
       this.dirs.push({ name: 'pids', base: dir });
+    }
+    const cpuacct = ownCgroup('cpuacct');
+    if (limits.cpuSeconds !== undefined && cpuacct && writable(cpuacct)) {
+      const dir = join(cpuacct, name);
+      mkdirSync(dir, { recursive: true });
+      this.dirs.push({ name: 'cpuacct', base: dir });
+    }
+  }
+
+  /** Whether the worker's processes used at least this much CPU time. */
+  cpuUsedAtLeast(seconds: number): boolean {
+    const cpuacct = this.dirs.find((d) => d.name === 'cpuacct');
+    if (!cpuacct) return false;
+    try {
+      return Number(readFileSync(join(cpuacct.base, 'cpuacct.usage'), 'utf8')) >= seconds * 1e9 * 0.98;
+    } catch {
+      return false;
     }
   }
 

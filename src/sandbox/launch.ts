@@ -54,7 +54,8 @@ export function sandboxCommand(launch: SandboxLaunch, node: string, nodeArgs: st
     );
   }
   const rlimits: string[] = [];
-  if (launch.cpuSeconds !== undefined) rlimits.push(`--cpu=${launch.cpuSeconds}`);
+  // Soft limit below the hard one: the worker dies of SIGXCPU (reported as the CPU limit), not SIGKILL.
+  if (launch.cpuSeconds !== undefined) rlimits.push(`--cpu=${launch.cpuSeconds}:${launch.cpuSeconds + 1}`);
   if (launch.openFiles !== undefined) rlimits.push(`--nofile=${launch.openFiles}`);
   if (rlimits.length > 0) chain.push('prlimit', ...rlimits, '--');
   const permission = launch.permissionReadDirs

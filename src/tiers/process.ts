@@ -29,8 +29,14 @@ function inheritedExecArgv(maxHeapMb: number | undefined): string[] {
   return args;
 }
 
+/**
+ * util-linux's unshare, when its child dies of SIGKILL, fails to re-raise it (it cannot reset
+ * SIGKILL's handler), prints this and exits with 1. It is how a SIGKILL inside the namespaces looks.
+ */
+const UNSHARE_SIGKILL = /unshare: sigprocmask unblock failed[^\n]*\n?/;
+
 function workerEnv(handlers: string, sandbox: WorkerSandbox | undefined): NodeJS.ProcessEnv {
-  const data = JSON.stringify({ handlers } satisfies WorkerData);
+  const data = JSON.stringify({ handlers, ...(sandbox ? { env: sandbox.env } : {}) } satisfies WorkerData);
   if (!sandbox) return { ...process.env, ISOLANE_WORKER_DATA: data };
   const env: NodeJS.ProcessEnv = { ISOLANE_WORKER_DATA: data };
   for (const name of sandbox.env) if (process.env[name] !== undefined) env[name] = process.env[name];
@@ -51,8 +57,8 @@ function launch(options: SpawnOptions): { child: ChildProcess; cgroup?: WorkerCg
   if (!sandbox) return { child: fork(entry, [], { serialization: 'advanced', execArgv, env, stdio }) };
   const { memoryMb, processes, cpuSeconds, openFiles } = sandbox.limits;
   const cgroup =
-    memoryMb !== undefined || processes !== undefined
-      ? new WorkerCgroup(`isolane-${process.pid}-${++cgroupCounter}`, { memoryMb, processes })
+    memoryMb !== undefined || processes !== undefined || cpuSeconds !== undefined
+      ? new WorkerCgroup(`isolane-${process.pid}-${++cgroupCounter}`, { memoryMb, processes, cpuSeconds })
       : undefined;
   const command = sandboxCommand(
     {
@@ -97,9 +103,15 @@ export const processTier: Tier = {
     let exited = false;
     let hostPid = options.sandbox ? undefined : child.pid;
 
+    let killedInNamespace = false;
     child.stderr?.on('data', (chunk: Buffer) => {
-      process.stderr.write(chunk);
-      stderrTail = (stderrTail + chunk.toString('latin1')).slice(-STDERR_TAIL_BYTES);
+      let text = chunk.toString('latin1');
+      if (options.sandbox?.namespaces && UNSHARE_SIGKILL.test(text)) {
+        killedInNamespace = true;
+        text = text.replace(UNSHARE_SIGKILL, '');
+      }
+      if (text) process.stderr.write(Buffer.from(text, 'latin1'));
+      stderrTail = (stderrTail + text).slice(-STDERR_TAIL_BYTES);
     });
     child.on('message', (msg: FromWorker) => {
       if (msg.t === 'fatal') {
@@ -116,13 +128,19 @@ export const processTier: Tier = {
         finish(null, null);
       }
     });
-    const finish = (exitCode: number | null, signal: NodeJS.Signals | null) => {
+    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
       if (exited) return;
+      const exitCode = killedInNamespace ? null : code;
+      const signal = killedInNamespace ? 'SIGKILL' : sig;
       exited = true;
       if (stopTimer) clearTimeout(stopTimer);
       child.removeAllListeners('message');
       const oom = OOM_PATTERN.test(stderrTail);
-      const limit = cgroup?.memoryExceeded() && !oom ? 'memory' : signal === 'SIGXCPU' ? 'cpu' : undefined;
+      const cpuSeconds = options.sandbox?.limits.cpuSeconds;
+      const overCpu =
+        signal === 'SIGXCPU' ||
+        (signal === 'SIGKILL' && cpuSeconds !== undefined && cgroup?.cpuUsedAtLeast(cpuSeconds) === true);
+      const limit = cgroup?.memoryExceeded() && !oom ? 'memory' : overCpu ? 'cpu' : undefined;
       cgroup?.remove();
       events.exit({ exitCode, signal, oom, ...(limit ? { limit } : {}), ...(fatal ? { error: fatal } : {}) });
     };

@@ -8,6 +8,11 @@ if (!send) throw new Error('isolane: process-entry must be started with an IPC c
 
 const data = JSON.parse(process.env.ISOLANE_WORKER_DATA ?? '{}') as WorkerData;
 delete process.env.ISOLANE_WORKER_DATA;
+// In a sandbox, whatever the launch chain added (a shell's PWD, say) goes too: only the allowlist stays.
+if (data.env) {
+  const allowed = new Set(data.env);
+  for (const name of Object.keys(process.env)) if (!allowed.has(name)) delete process.env[name];
+}
 
 // The parent is gone (or closed the channel): nothing can receive our results, so stop at once.
 process.on('disconnect', () => process.exit(0));
