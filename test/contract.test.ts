@@ -290,3 +290,14 @@ for (const isolation of TIERS) {
       }));
   });
 }
+
+test('maxQueue 0 means never wait: a task runs at once if a worker has room, else it is refused', () =>
+  withPool({ isolation: 'thread', workers: 1, concurrency: 2, maxQueue: 0 }, async (pool) => {
+    await pool.ready();
+    const first = pool.run('delayed', { ms: 100, value: 1 });
+    const second = pool.run('delayed', { ms: 100, value: 2 });
+    const third = await pool.run('echo', 3).catch((e) => e);
+    assert.ok(third instanceof QueueFullError, String(third));
+    assert.deepEqual(await Promise.all([first, second]), [1, 2]);
+    assert.equal(await pool.run('echo', 4), 4);
+  }));

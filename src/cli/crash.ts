@@ -46,7 +46,9 @@ function string(values: Record<string, unknown>, key: string): string | undefine
   return values[key] as string | undefined;
 }
 
-export function parseCrashArgs(argv: string[]): LabOptions | 'help' {
+export type ParsedCrashArgs = 'help' | (LabOptions & { json: boolean });
+
+export function parseCrashArgs(argv: string[]): ParsedCrashArgs {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -128,16 +130,16 @@ export function parseCrashArgs(argv: string[]): LabOptions | 'help' {
       `--rate ${options.ratePerSec} for --duration ${durationMs} is ${expectedRequests(options)} requests per run; the limit is ${MAX_REQUESTS}`,
     );
   }
-  return options;
+  return { ...options, json: values.json === true };
 }
 
 export async function crashCommand(argv: string[]): Promise<number> {
-  const options = parseCrashArgs(argv);
-  if (options === 'help') {
+  const parsed = parseCrashArgs(argv);
+  if (parsed === 'help') {
     process.stdout.write(CRASH_USAGE);
     return 0;
   }
-  const json = argv.includes('--json');
+  const { json, ...options } = parsed;
   const bar = process.stderr.isTTY
     ? new SingleBar({ format: '  {bar} {value}/{total} {label}', hideCursor: true }, undefined)
     : undefined;

@@ -332,6 +332,11 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       this.queuedCount++;
       this.tenantCount(this.tenantQueued, task.tenant, 1);
       this.pump();
+      // maxQueue bounds the tasks that wait: one that went to a worker at once never counts against it.
+      if (task.slot === undefined && !task.settled && this.queuedCount > this.options.maxQueue) {
+        this.dropQueued(task);
+        this.settleError(task, new QueueFullError(this.options.maxQueue));
+      }
       this.updateRefs();
     });
   }
@@ -355,7 +360,6 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     if (options.signal?.aborted) return new AbortError(name, options.signal.reason);
     if (this.handlerNames && !this.handlerNames.has(name))
       return new UnknownHandlerError(name, [...this.handlerNames]);
-    if (this.queuedCount >= this.options.maxQueue) return new QueueFullError(this.options.maxQueue);
     const maxQueued = this.options.tenantLimits.maxQueued;
     if (maxQueued !== undefined && (this.tenantQueued.get(options.tenant ?? '') ?? 0) >= maxQueued) {
       return new TenantLimitError(options.tenant ?? '', 'maxQueued', maxQueued);
@@ -385,6 +389,13 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       runTime: this.runTime.summary(),
       queueWait: this.queueWait.summary(),
     };
+  }
+
+  /** A queued task leaves the count now; it stays in the queue, to be settled and skipped by pump(). */
+  private dropQueued(task: Task): void {
+    this.queuedCount--;
+    this.tenantCount(this.tenantQueued, task.tenant, -1);
+    if (this.queuedCount === 0) this.queue.drain();
   }
 
   private tenantCount(counts: Map<string, number>, tenant: string, delta: number): void {
@@ -660,10 +671,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         if (this.isolation === 'inline') this.release(slot, task);
       }
     } else {
-      // The task stays in the deque, marked settled, and pump() skips it; the count excludes it now.
-      this.queuedCount--;
-      this.tenantCount(this.tenantQueued, task.tenant, -1);
-      if (this.queuedCount === 0) this.queue.drain();
+      this.dropQueued(task);
       if (this.state === 'closing') this.maybeFinishClose();
     }
     this.updateRefs();
@@ -779,7 +787,6 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       }
     }
     slot.downSince = performance.now();
-    if (slot.role === 'active') this.promoteSpare(slot);
     const now = Date.now();
     const uptimeMs = performance.now() - slot.startedAt;
     const { state, decision } = onCrash(this.options.restart, this.supervisor, now, uptimeMs);
@@ -793,6 +800,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       failed,
       tenants: [...tenants],
     });
+    if (slot.role === 'active') this.promoteSpare(slot);
 
     if (decision.action === 'quarantine') {
       this.enterQuarantine(decision.until, cause);

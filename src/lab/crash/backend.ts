@@ -35,7 +35,7 @@ export function wallNow(): number {
 /** Without a heartbeat, a hang is noticed when the hung task times out. */
 export const HANG_TIMEOUT_MS = 1_000;
 /** The heartbeat of the isolane arrangement: a worker that misses two is hung. */
-export const HEARTBEAT_MS = 100;
+export const HEARTBEAT_MS = 200;
 /** The heap limit set for out-of-memory crashes. */
 export const OOM_HEAP_MB = 64;
 /** Tasks a naive unit accepts at once: enough that a live unit never refuses. */

@@ -39,12 +39,18 @@ function outageParts(r: RunResult): string | undefined {
   return `${ms(detect)} ${noticing}, ${delay} and ${ms(start)} for the new ${unit} to start${delay.startsWith('no') ? '' : ` (${ms(r.restart.unitStartupMs)} when idle)`}`;
 }
 
+/** The mean outage of a run's crashes, injection to replacement ready. */
+export function meanDownMs(r: RunResult): number {
+  return r.crashes.length === 0 ? 0 : r.crashes.reduce((s, c) => s + c.downMs, 0) / r.crashes.length;
+}
+
 export function explainRun(r: RunResult): string {
   const a = r.accounting;
   const m = r.model;
   const c = r.crashes[0];
   if (!c) return 'No crash was injected.';
-  const down = r.crashes.reduce((s, x) => s + x.downMs, 0) / r.crashes.length;
+  const n = r.crashes.length;
+  const down = meanDownMs(r);
   const hit = m.refined.inFlight + m.refined.unnoticed;
   const rate = `${count(m.refined.unitRatePerSec)}/s`;
   const parts = outageParts(r);
@@ -56,8 +62,8 @@ export function explainRun(r: RunResult): string {
     const reasons: string[] = [];
     if (Math.abs(down - r.config.restartMs) >= Math.max(10, 0.05 * r.config.restartMs)) {
       reasons.push(
-        `the unit was down ${ms(down)}, not ${ms(r.config.restartMs)}${parts ? ` (${parts})` : ''}, ` +
-          `which moves the arrivals to it by ${count((m.refined.unitRatePerSec * Math.abs(down - r.config.restartMs)) / 1000)}`,
+        `the unit was down ${ms(down)}${n > 1 ? ` per crash (${n} crashes)` : ''}, not ${ms(r.config.restartMs)}${parts ? ` (${parts})` : ''}, ` +
+          `which moves the arrivals to it by ${count((n * m.refined.unitRatePerSec * Math.abs(down - r.config.restartMs)) / 1000)}`,
       );
     } else if (parts) {
       reasons.push(`the unit was down ${ms(down)} (${parts})`);
@@ -126,7 +132,7 @@ export function modelVerdict(runs: readonly RunResult[]): string[] {
     const units = naive
       .map(
         (r) =>
-          `${UNIT_NAME[r.restart.unit]}: start-up ${ms(r.restart.unitStartupMs)}, delay ${ms(r.restart.delayMs)}, outage ${ms(r.crashes[0]!.downMs)}`,
+          `${UNIT_NAME[r.restart.unit]}: start-up ${ms(r.restart.unitStartupMs)}, delay ${ms(r.restart.delayMs)}, outage ${ms(meanDownMs(r))}`,
       )
       .join('; ');
     out.push(

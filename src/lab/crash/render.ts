@@ -2,7 +2,7 @@
 import Table from 'cli-table3';
 import { machineLine } from '../machine.js';
 import type { WindowStats } from './accounting.js';
-import { count, modelVerdict } from './explain.js';
+import { count, meanDownMs, modelVerdict } from './explain.js';
 import type { CrashReport, ExplainedRun } from './lab.js';
 
 function table(head: string[]): Table.Table {
@@ -19,7 +19,9 @@ function ms(x: number | null): string {
 }
 
 function latency(w: WindowStats): string {
-  return w.completed === 0 ? `- (${w.sent} sent)` : `${ms(w.p50Ms)} / ${ms(w.p99Ms)}`;
+  if (w.completed === 0) return `- (${w.sent} sent)`;
+  // Few samples: say how few.
+  return `${ms(w.p50Ms)} / ${ms(w.p99Ms)}${w.completed < 20 ? ` (${w.completed} done)` : ''}`;
 }
 
 function lost(run: ExplainedRun | undefined): string {
@@ -57,7 +59,9 @@ export function renderCrash(report: CrashReport): string {
       count(c.seedModel),
       naive ? count(naive.model.refined.dropped) : '-',
       lost(naive),
-      naive?.crashes[0] ? ms(naive.crashes[0].downMs) : '-',
+      naive?.crashes[0]
+        ? `${ms(meanDownMs(naive))}${naive.crashes.length > 1 ? ` ×${naive.crashes.length}` : ''}`
+        : '-',
       lost(isolane),
       isolane ? String(isolane.accounting.retried) : '-',
     ]);
