@@ -16,7 +16,7 @@ export interface PoolOptions {
   /**
    * Tasks one worker holds at once (pipelining; async handlers run concurrently). A number fixes it;
    * `'auto'` (the default) pipelines up to 64 tasks of a handler whose synchronous run time is short,
-   * so that a task waits at most about 1 ms behind others in its worker, and one at a time otherwise.
+   * so that a task waits at most about 4 ms behind others in its worker, and one at a time otherwise.
    */
   concurrency?: number | 'auto';
   /** Tasks that may wait for a worker; beyond this `run()` rejects with `QueueFullError`. Default unbounded. */
@@ -78,7 +78,7 @@ export interface ResolvedOptions {
 
 /** With `concurrency: 'auto'`: the deepest pipeline, and the wait behind other tasks it aims to stay under. */
 export const AUTO_MAX_IN_FLIGHT = 64;
-export const AUTO_QUEUE_BUDGET_MS = 1;
+export const AUTO_QUEUE_BUDGET_MS = 4;
 
 const ISOLATIONS: readonly Isolation[] = ['inline', 'thread', 'process'];
 const TOP_LEVEL = [
