@@ -1,11 +1,32 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { createPool, InvalidOptionError, type PoolOptions, WorkerCrashedError } from '../src/index.js';
 import type * as fixtures from './fixtures/handlers.js';
 import { childPids, eventually, HANDLERS } from './helpers.js';
 
+/** Processes of the sandbox uids this file uses, wherever they are (an orphan is no child of ours). */
+function sandboxedProcesses(): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]);
+      if ((uid >= 150_000 && uid <= 150_099) || uid === DEFAULT_RANGE_FIRST) found.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+const DEFAULT_RANGE_FIRST = 100_000;
+
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
+  assert.ok(
+    await eventually(() => sandboxedProcesses().length === 0),
+    `sandboxed processes left: ${sandboxedProcesses()}`,
+  );
 });
 
 function rejects(options: Partial<PoolOptions>, option: string, pattern: RegExp) {

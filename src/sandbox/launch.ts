@@ -28,6 +28,8 @@ export interface Command {
 export function sandboxCommand(launch: SandboxLaunch, node: string, nodeArgs: string[]): Command {
   const chain: string[] = [];
   if (launch.namespaces) {
+    // unshare dies with its parent (the pool), and takes the namespace's processes with it.
+    chain.push('setpriv', '--pdeathsig=SIGKILL', '--');
     chain.push(
       'unshare',
       '--fork',
@@ -48,6 +50,8 @@ export function sandboxCommand(launch: SandboxLaunch, node: string, nodeArgs: st
       `--regid=${launch.uid}`,
       '--clear-groups',
       '--no-new-privs',
+      // A change of uid clears the parent-death signal: set it again, so the worker dies with its parent.
+      '--pdeathsig=SIGKILL',
       '--inh-caps=-all',
       '--bounding-set=-all',
       '--',

@@ -151,7 +151,17 @@ export const processTier: Tier = {
     child.once('close', (code, signal) => finish(code, signal));
 
     const killNow = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // In a sandbox the Node process is at the end of the launch chain: kill it too, not only the chain's head.
+      const worker = options.sandbox && child.pid ? (hostPid ?? nodeDescendant(child.pid)) : undefined;
+      if (worker !== undefined && worker !== child.pid) {
+        try {
+          process.kill(worker, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      child.kill('SIGKILL');
     };
     return {
       get pid() {
