@@ -399,6 +399,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
   }
 
   private tenantCount(counts: Map<string, number>, tenant: string, delta: number): void {
+    const limits = this.options.tenantLimits;
+    if (limits.maxQueued === undefined && limits.maxRunning === undefined) return; // nothing reads them
     const n = (counts.get(tenant) ?? 0) + delta;
     if (n <= 0) counts.delete(tenant);
     else counts.set(tenant, n);
@@ -483,13 +485,18 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       if (slot.state !== 'ready' || slot.role !== 'active') continue;
       const held = slot.inFlight.size;
       if (held >= this.options.concurrency) continue;
-      if (adaptive && held > 0 && slot.expectedMs + cost > AUTO_QUEUE_BUDGET_MS) {
+      if (adaptive && held > 0) {
+        // Refill a busy worker's pipeline in bulk: start only once it is half drained, then fill it
+        // in the same turn, so that tasks travel in few large messages rather than many small ones.
+        const fits = slot.expectedMs + cost <= AUTO_QUEUE_BUDGET_MS;
+        const refilling = slot.outbox.length > 0;
+        const lowWater = held <= this.options.concurrency / 2 && slot.expectedMs <= AUTO_QUEUE_BUDGET_MS / 2;
         const prefetch =
           held === 1 &&
           slot.unmeasured === 0 &&
           this.syncMs.has(task.name) &&
           slot.expectedMs <= PREFETCH_MAX_MS;
-        if (!prefetch) continue;
+        if (!(fits && (refilling || lowWater)) && !prefetch) continue;
       }
       if (!best || (adaptive ? slot.expectedMs < best.expectedMs : held < best.inFlight.size)) best = slot;
       if (held === 0) break;
