@@ -13,11 +13,38 @@ export interface RunRequest {
   attempt: number;
 }
 
-export type ToWorker =
-  | { t: 'run'; tasks: RunRequest[] }
-  | { t: 'abort'; id: number }
-  | { t: 'ping'; seq: number }
-  | { t: 'close' };
+/**
+ * A batch of tasks, column by column: typed arrays and flat arrays clone several times faster than
+ * an array of small objects, and cloning is most of what a batch costs.
+ */
+export interface RunBatch {
+  t: 'run';
+  ids: Float64Array;
+  names: string[];
+  inputs: unknown[];
+  attempts: Uint8Array;
+}
+
+export function encodeRun(tasks: readonly RunRequest[]): RunBatch {
+  const n = tasks.length;
+  const batch: RunBatch = {
+    t: 'run',
+    ids: new Float64Array(n),
+    names: new Array(n),
+    inputs: new Array(n),
+    attempts: new Uint8Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const task = tasks[i]!;
+    batch.ids[i] = task.id;
+    batch.names[i] = task.name;
+    batch.inputs[i] = task.input;
+    batch.attempts[i] = task.attempt;
+  }
+  return batch;
+}
+
+export type ToWorker = RunBatch | { t: 'abort'; id: number } | { t: 'ping'; seq: number } | { t: 'close' };
 
 /** `s`: milliseconds the handler's synchronous part held the worker's thread. */
 export type TaskResult =
@@ -30,10 +57,50 @@ export type TaskResult =
       s?: number;
     };
 
+/** Results, column by column (see RunBatch). A failed task's value is `{ error, kind }`. */
+export interface ResultBatch {
+  t: 'results';
+  ids: Float64Array;
+  ok: Uint8Array;
+  values: unknown[];
+  /** Milliseconds each handler's synchronous part held the worker's thread (NaN: not measured). */
+  sync: Float64Array;
+}
+
+export function encodeResults(results: readonly TaskResult[]): ResultBatch {
+  const n = results.length;
+  const batch: ResultBatch = {
+    t: 'results',
+    ids: new Float64Array(n),
+    ok: new Uint8Array(n),
+    values: new Array(n),
+    sync: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const r = results[i]!;
+    batch.ids[i] = r.id;
+    batch.ok[i] = r.ok ? 1 : 0;
+    batch.values[i] = r.ok ? r.value : { error: r.error, kind: r.kind };
+    batch.sync[i] = r.s ?? Number.NaN;
+  }
+  return batch;
+}
+
+export function decodeResult(batch: ResultBatch, i: number): TaskResult {
+  const s = batch.sync[i]!;
+  const sync = Number.isNaN(s) ? {} : { s };
+  if (batch.ok[i]) return { id: batch.ids[i]!, ok: true, value: batch.values[i], ...sync };
+  const failure = batch.values[i] as {
+    error: SerializedError;
+    kind: 'threw' | 'unknown-handler' | 'not-cloneable';
+  };
+  return { id: batch.ids[i]!, ok: false, error: failure.error, kind: failure.kind, ...sync };
+}
+
 export type FromWorker =
   | { t: 'ready'; handlers: string[] }
   | { t: 'start-error'; error: SerializedError }
-  | { t: 'results'; results: TaskResult[] }
+  | ResultBatch
   | { t: 'pong'; seq: number }
   | { t: 'fatal'; error: SerializedError };
 

@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
-import type { FromWorker, RunRequest, TaskResult } from '../channel/protocol.js';
+import {
+  decodeResult,
+  encodeRun,
+  type FromWorker,
+  type RunRequest,
+  type TaskResult,
+} from '../channel/protocol.js';
 import {
   AbortError,
   type CrashCause,
@@ -553,12 +559,12 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     const requests = tasks.map(toRequest);
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
     try {
-      slot.handle.send({ t: 'run', tasks: requests }, transfer);
+      slot.handle.send(encodeRun(requests), transfer);
     } catch {
       // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
       for (const task of tasks) {
         try {
-          slot.handle.send({ t: 'run', tasks: [toRequest(task)] }, task.transfer);
+          slot.handle.send(encodeRun([toRequest(task)]), task.transfer);
         } catch (err) {
           this.release(slot, task);
           this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
@@ -574,7 +580,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     if (slot.handle !== handle) return;
     switch (msg.t) {
       case 'results':
-        for (const result of msg.results) this.onResult(slot, result);
+        for (let i = 0; i < msg.ids.length; i++) this.onResult(slot, decodeResult(msg, i));
         this.pump();
         this.updateRefs();
         return;

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { FromWorker, RunRequest, TaskResult, ToWorker } from '../channel/protocol.js';
+import { encodeResults, type FromWorker, type TaskResult, type ToWorker } from '../channel/protocol.js';
 import { serializeError } from '../errors.js';
 
 /** What a handler receives besides its input. */
@@ -73,8 +73,8 @@ export class WorkerRuntime {
   receive(msg: ToWorker): void {
     switch (msg.t) {
       case 'run':
-        for (const task of msg.tasks) {
-          this.start(task);
+        for (let i = 0; i < msg.ids.length; i++) {
+          this.start(msg.ids[i]!, msg.names[i]!, msg.inputs[i], msg.attempts[i]!);
           if (this.outbox.length > 0 && performance.now() - this.outboxSince > FLUSH_AFTER_MS) this.flush();
         }
         return;
@@ -90,35 +90,35 @@ export class WorkerRuntime {
     }
   }
 
-  private start(task: RunRequest): void {
-    const handler = this.handlers.get(task.name);
+  private start(id: number, name: string, input: unknown, attempt: number): void {
+    const handler = this.handlers.get(name);
     if (!handler) {
       this.complete({
-        id: task.id,
+        id,
         ok: false,
         kind: 'unknown-handler',
         error: { name: 'UnknownHandler', message: [...this.handlers.keys()].join(',') },
       });
       return;
     }
-    const ctx = new Context(task.attempt);
-    this.running.set(task.id, ctx);
+    const ctx = new Context(attempt);
+    this.running.set(id, ctx);
     let value: unknown;
     const started = performance.now();
     try {
-      value = handler(task.input, ctx);
+      value = handler(input, ctx);
     } catch (err) {
-      this.fail(task.id, err, performance.now() - started);
+      this.fail(id, err, performance.now() - started);
       return;
     }
     const syncMs = performance.now() - started;
     if (isThenable(value)) {
       value.then(
-        (v) => this.succeed(task.id, v, syncMs),
-        (err) => this.fail(task.id, err, syncMs),
+        (v) => this.succeed(id, v, syncMs),
+        (err) => this.fail(id, err, syncMs),
       );
     } else {
-      this.succeed(task.id, value, syncMs);
+      this.succeed(id, value, syncMs);
     }
   }
 
@@ -147,7 +147,7 @@ export class WorkerRuntime {
     const results = this.outbox;
     this.outbox = [];
     try {
-      this.post({ t: 'results', results });
+      this.post(encodeResults(results));
     } catch {
       // One result could not be cloned: send them one by one so only that task fails.
       for (const result of results) this.postOne(result);
@@ -156,12 +156,11 @@ export class WorkerRuntime {
 
   private postOne(result: TaskResult): void {
     try {
-      this.post({ t: 'results', results: [result] });
+      this.post(encodeResults([result]));
     } catch (err) {
-      this.post({
-        t: 'results',
-        results: [{ id: result.id, ok: false, kind: 'not-cloneable', error: serializeError(err) }],
-      });
+      this.post(
+        encodeResults([{ id: result.id, ok: false, kind: 'not-cloneable', error: serializeError(err) }]),
+      );
     }
   }
 }
