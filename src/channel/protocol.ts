@@ -20,24 +20,25 @@ export interface RunRequest {
 export interface RunBatch {
   t: 'run';
   ids: Float64Array;
-  names: string[];
+  /** Index of each task's handler in the list the worker sent with `ready` (strings clone slowly). */
+  handlers: Uint16Array;
   inputs: unknown[];
   attempts: Uint8Array;
 }
 
-export function encodeRun(tasks: readonly RunRequest[]): RunBatch {
+export function encodeRun(tasks: readonly RunRequest[], handlerIndex: ReadonlyMap<string, number>): RunBatch {
   const n = tasks.length;
   const batch: RunBatch = {
     t: 'run',
     ids: new Float64Array(n),
-    names: new Array(n),
+    handlers: new Uint16Array(n),
     inputs: new Array(n),
     attempts: new Uint8Array(n),
   };
   for (let i = 0; i < n; i++) {
     const task = tasks[i]!;
     batch.ids[i] = task.id;
-    batch.names[i] = task.name;
+    batch.handlers[i] = handlerIndex.get(task.name) ?? 0xffff;
     batch.inputs[i] = task.input;
     batch.attempts[i] = task.attempt;
   }

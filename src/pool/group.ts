@@ -239,6 +239,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
   private quarantineTimer: NodeJS.Timeout | undefined;
   private lastCrash: CrashCause | undefined;
   private handlerNames: Set<string> | undefined;
+  /** Handler name → its index in the workers' `ready` list (every worker loads the same module). */
+  private handlerIndex: ReadonlyMap<string, number> = new Map();
   private startError: WorkerStartError | undefined;
   private everReady = false;
   private referenced = true;
@@ -559,12 +561,12 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     const requests = tasks.map(toRequest);
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
     try {
-      slot.handle.send(encodeRun(requests), transfer);
+      slot.handle.send(encodeRun(requests, this.handlerIndex), transfer);
     } catch {
       // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
       for (const task of tasks) {
         try {
-          slot.handle.send(encodeRun([toRequest(task)]), task.transfer);
+          slot.handle.send(encodeRun([toRequest(task)], this.handlerIndex), task.transfer);
         } catch (err) {
           this.release(slot, task);
           this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
@@ -625,7 +627,10 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     slot.state = 'ready';
     slot.pingSentAt = undefined;
     this.everReady = true;
-    this.handlerNames ??= new Set(handlers);
+    if (!this.handlerNames) {
+      this.handlerNames = new Set(handlers);
+      this.handlerIndex = new Map(handlers.map((name, i) => [name, i]));
+    }
     this.emit('workerStart', { workerId: slot.id, ...ids(slot.handle!) });
     this.restoreCapacity(slot);
     if (this.readyWaiters.length > 0 && this.slots.every((s) => s.state === 'ready')) {

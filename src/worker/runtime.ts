@@ -44,6 +44,8 @@ const FLUSH_AFTER_MS = 1;
  */
 export class WorkerRuntime {
   private handlers = new Map<string, Handler>();
+  /** The handlers in the order sent with `ready`: batches name them by index. */
+  private handlerNames: string[] = [];
   private running = new Map<number, Context>();
   private outbox: TaskResult[] = [];
   private outboxSince = 0;
@@ -66,7 +68,8 @@ export class WorkerRuntime {
       this.post({ t: 'start-error', error: serializeError(err) });
       return false;
     }
-    this.post({ t: 'ready', handlers: [...this.handlers.keys()] });
+    this.handlerNames = [...this.handlers.keys()];
+    this.post({ t: 'ready', handlers: this.handlerNames });
     return true;
   }
 
@@ -74,7 +77,7 @@ export class WorkerRuntime {
     switch (msg.t) {
       case 'run':
         for (let i = 0; i < msg.ids.length; i++) {
-          this.start(msg.ids[i]!, msg.names[i]!, msg.inputs[i], msg.attempts[i]!);
+          this.start(msg.ids[i]!, this.handlerNames[msg.handlers[i]!] ?? '', msg.inputs[i], msg.attempts[i]!);
           if (this.outbox.length > 0 && performance.now() - this.outboxSince > FLUSH_AFTER_MS) this.flush();
         }
         return;
