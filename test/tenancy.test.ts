@@ -127,7 +127,7 @@ for (const isolation of ['thread', 'process'] as const) {
         isolation,
         tenancy: 'dedicated',
         maxTenants: 2,
-        idleMs: 300,
+        idleMs: 1_500, // long enough that a and c are not also stopped for idleness while b's eviction is checked
       });
       try {
         await pool.run('echo', 1, { tenant: 'a' });
@@ -144,7 +144,7 @@ for (const isolation of ['thread', 'process'] as const) {
           ['a', 'c'],
         );
         // Both go idle and are stopped; a later task starts a new worker.
-        assert.ok(await eventually(() => pool.stats().tenants === 0, 5_000));
+        assert.ok(await eventually(() => pool.stats().tenants === 0, 10_000));
         assert.equal(await pool.run('inc', 1, { tenant: 'a' }), 2);
         assert.equal(pool.stats().completed, 5);
       } finally {
