@@ -111,7 +111,7 @@ export const processTier: Tier = {
         text = text.replace(UNSHARE_SIGKILL, '');
       }
       if (text) process.stderr.write(Buffer.from(text, 'latin1'));
-      stderrTail = (stderrTail + text).slice(-STDERR_TAIL_BYTES);
+      stderrTail = (stderrTail + chunk.toString('latin1')).slice(-STDERR_TAIL_BYTES);
     });
     child.on('message', (msg: FromWorker) => {
       if (msg.t === 'fatal') {
@@ -130,6 +130,9 @@ export const processTier: Tier = {
     });
     const finish = (code: number | null, sig: NodeJS.Signals | null) => {
       if (exited) return;
+      // The message may have come in pieces, past the filter above: look at what was collected too.
+      if (options.sandbox?.namespaces && code === 1 && UNSHARE_SIGKILL.test(stderrTail))
+        killedInNamespace = true;
       const exitCode = killedInNamespace ? null : code;
       const signal = killedInNamespace ? 'SIGKILL' : sig;
       exited = true;
