@@ -152,16 +152,19 @@ export class RingReader {
   }
 
   /**
-   * About to sleep: raise the flag, then look once more. False means data arrived meanwhile and
-   * the caller must drain instead of sleeping; true means the writer will ring.
+   * About to sleep: raise the flag, then look once more. Returns the write position to sleep on
+   * (as stored, for Atomics.wait on `header[WRITE]`), or undefined when data arrived meanwhile and
+   * the caller must drain instead. Waiting on the value read here, after the flag went up, is what
+   * makes a write between this check and the wait impossible to miss.
    */
-  prepareToSleep(): boolean {
+  prepareToSleep(): number | undefined {
     Atomics.store(this.ring.header, CONSUMER_SLEEPING, 1);
-    if (this.hasData()) {
+    const write = Atomics.load(this.ring.header, WRITE);
+    if (u32(write) !== this.read) {
       Atomics.store(this.ring.header, CONSUMER_SLEEPING, 0);
-      return false;
+      return undefined;
     }
-    return true;
+    return write;
   }
 
   /** Consumes bytes into the current frame; returns how many it used (all of them, or up to a frame's end). */
