@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { BENCH_USAGE, benchCommand } from './cli/bench.js';
 import { CRASH_USAGE, crashCommand } from './cli/crash.js';
+import { ESCAPE_USAGE, escapeCommand } from './cli/escape.js';
 import { UsageError } from './cli/usage.js';
 
 const USAGE = `usage: isolane <command> [options]
@@ -9,15 +10,18 @@ const USAGE = `usage: isolane <command> [options]
 commands:
   bench      the communication tax of every transport, and the seed's claims put to the test
   crash      what one crash costs: requests dropped, measured against the seed's arithmetic
+  escape     what one tenant can do to another at each isolation level: probe × level, with evidence
   help       show this text
   version    print the version
 
 ${BENCH_USAGE}
-${CRASH_USAGE}`;
+${CRASH_USAGE}
+${ESCAPE_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   bench: benchCommand,
   crash: crashCommand,
+  escape: escapeCommand,
 };
 
 function version(): string {

@@ -11,10 +11,12 @@ export interface CgroupLimits {
   processes?: number;
   /** Not enforced here (RLIMIT_CPU does that): accounted, so that a worker killed at the limit can be told apart. */
   cpuSeconds?: number;
+  /** A CPU cgroup of its own with the default weight: under contention each worker gets an equal share, however many threads it spins. */
+  cpuShare?: boolean;
 }
 
 interface Controller {
-  name: 'memory' | 'pids' | 'cpuacct';
+  name: 'memory' | 'pids' | 'cpuacct' | 'cpu';
   /** The caller's own cgroup folder in this controller's hierarchy. */
   base: string;
 }
@@ -79,6 +81,13 @@ export class WorkerCgroup {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'pids.max'), String(limits.processes));
       this.dirs.push({ name: 'pids', base: dir });
+    }
+    const cpu = ownCgroup('cpu');
+    if (limits.cpuShare && cpu && existsSync(join(cpu, 'cpu.shares')) && writable(cpu)) {
+      const dir = join(cpu, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'cpu.shares'), '1024');
+      this.dirs.push({ name: 'cpu', base: dir });
     }
     const cpuacct = ownCgroup('cpuacct');
     if (limits.cpuSeconds !== undefined && cpuacct && writable(cpuacct)) {

@@ -110,7 +110,7 @@ export function describeIsolation(
       resources:
         limits.memoryMb !== undefined && limits.cpuSeconds !== undefined && limits.processes !== undefined
           ? yes(
-              `memory ${limits.memoryMb} MiB (cgroup), CPU ${limits.cpuSeconds} s, processes ${limits.processes}${limits.openFiles ? `, files ${limits.openFiles}` : ''}`,
+              `memory ${limits.memoryMb} MiB (cgroup), CPU ${limits.cpuSeconds} s and an equal CPU share (cgroup), processes ${limits.processes}${limits.openFiles ? `, files ${limits.openFiles}` : ''}`,
             )
           : no('set sandbox.limits memoryMb, cpuSeconds and processes to bound memory, CPU and forks'),
     },

@@ -56,10 +56,15 @@ function launch(options: SpawnOptions): { child: ChildProcess; cgroup?: WorkerCg
   const sandbox = options.sandbox;
   if (!sandbox) return { child: fork(entry, [], { serialization: 'advanced', execArgv, env, stdio }) };
   const { memoryMb, processes, cpuSeconds, openFiles } = sandbox.limits;
-  const cgroup =
-    memoryMb !== undefined || processes !== undefined || cpuSeconds !== undefined
-      ? new WorkerCgroup(`isolane-${process.pid}-${++cgroupCounter}`, { memoryMb, processes, cpuSeconds })
-      : undefined;
+  const limited = memoryMb !== undefined || processes !== undefined || cpuSeconds !== undefined;
+  const cgroup = limited
+    ? new WorkerCgroup(`isolane-${process.pid}-${++cgroupCounter}`, {
+        memoryMb,
+        processes,
+        cpuSeconds,
+        cpuShare: true,
+      })
+    : undefined;
   const command = sandboxCommand(
     {
       uid: sandbox.uid,
