@@ -16,6 +16,7 @@ export {
 } from './errors.js';
 export type { PoolOptions } from './pool/options.js';
 export type {
+  BatchStats,
   CrashEvent,
   PoolEvents,
   PoolState,

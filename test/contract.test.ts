@@ -41,6 +41,15 @@ for (const isolation of TIERS) {
         assert.equal(stats.running, 0);
         assert.equal(stats.queued, 0);
         assert.equal(stats.runTime.count, 500);
+        // Tasks and results travelled in batches, and stats() says how well that amortized.
+        assert.equal(stats.batches.toWorkers.items, 500);
+        assert.equal(stats.batches.fromWorkers.items, 500);
+        assert.ok(
+          stats.batches.toWorkers.messages < 500,
+          `${stats.batches.toWorkers.messages} messages for 500 tasks`,
+        );
+        assert.ok(stats.batches.toWorkers.max > 1);
+        assert.ok(Math.abs(stats.batches.toWorkers.mean - 500 / stats.batches.toWorkers.messages) < 1e-9);
         assert.ok(stats.queueWait.max >= stats.queueWait.p50);
       }));
 

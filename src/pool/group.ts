@@ -139,6 +139,17 @@ export interface PoolStats {
   runTime: LatencySummary;
   /** From `run()` until dispatch to a worker. */
   queueWait: LatencySummary;
+  /** How well the communication is amortized: messages and the tasks or results they carried. */
+  batches: { toWorkers: BatchStats; fromWorkers: BatchStats };
+}
+
+export interface BatchStats {
+  messages: number;
+  /** Tasks (to workers) or results (from workers) carried. */
+  items: number;
+  /** items / messages. */
+  mean: number;
+  max: number;
 }
 
 export interface PoolEvents {
@@ -248,6 +259,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
   private readonly closeWaiters: (() => void)[] = [];
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private readonly counters = { completed: 0, failed: 0, retried: 0, crashes: 0, restarts: 0 };
+  private readonly sentBatches = { messages: 0, items: 0, max: 0 };
+  private readonly receivedBatches = { messages: 0, items: 0, max: 0 };
   private readonly runTime: LatencyRecorder;
   private readonly queueWait: LatencyRecorder;
   private readonly flushAll = () => this.flushOutboxes();
@@ -396,6 +409,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       ...this.counters,
       runTime: this.runTime.summary(),
       queueWait: this.queueWait.summary(),
+      batches: { toWorkers: batchStats(this.sentBatches), fromWorkers: batchStats(this.receivedBatches) },
     };
   }
 
@@ -562,6 +576,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
     try {
       slot.handle.send(encodeRun(requests, this.handlerIndex), transfer);
+      countBatch(this.sentBatches, requests.length);
     } catch {
       // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
       for (const task of tasks) {
@@ -582,6 +597,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     if (slot.handle !== handle) return;
     switch (msg.t) {
       case 'results':
+        countBatch(this.receivedBatches, msg.ids.length);
         for (let i = 0; i < msg.ids.length; i++) this.onResult(slot, decodeResult(msg, i));
         this.pump();
         this.updateRefs();
@@ -1008,6 +1024,16 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       }
     }
   }
+}
+
+function countBatch(counter: { messages: number; items: number; max: number }, items: number): void {
+  counter.messages++;
+  counter.items += items;
+  if (items > counter.max) counter.max = items;
+}
+
+function batchStats(counter: { messages: number; items: number; max: number }): BatchStats {
+  return { ...counter, mean: counter.messages === 0 ? 0 : counter.items / counter.messages };
 }
 
 function toRequest(task: Task): RunRequest {

@@ -3,11 +3,12 @@ import { InvalidOptionError, PoolClosedError, TenantLimitError } from '../errors
 import { describeIsolation, type IsolationReport } from '../sandbox/describe.js';
 import type { Isolation, WorkerSandbox } from '../tiers/tier.js';
 import type { Handler } from '../worker/runtime.js';
-import { type PoolEvents, type PoolStats, type RunOptions, WorkerGroup } from './group.js';
+import { type BatchStats, type PoolEvents, type PoolStats, type RunOptions, WorkerGroup } from './group.js';
 import { type PoolOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { LatencyRecorder } from './stats.js';
 
 export type {
+  BatchStats,
   CrashEvent,
   PoolEvents,
   PoolState,
@@ -23,6 +24,17 @@ export type {
 } from './group.js';
 
 type HandlerMap = Record<string, Handler>;
+
+function mergeBatches(parts: BatchStats[]): BatchStats {
+  const messages = parts.reduce((n, p) => n + p.messages, 0);
+  const items = parts.reduce((n, p) => n + p.items, 0);
+  return {
+    messages,
+    items,
+    mean: messages === 0 ? 0 : items / messages,
+    max: Math.max(0, ...parts.map((p) => p.max)),
+  };
+}
 type InputOf<H, K extends keyof H> = H[K] extends (input: infer I, ...rest: any[]) => any ? I : never;
 type OutputOf<H, K extends keyof H> = H[K] extends (...args: any[]) => infer O ? Awaited<O> : never;
 
@@ -123,6 +135,10 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       restarts: sum('restarts') + this.retired.restarts,
       runTime: this.runTime.summary(),
       queueWait: this.queueWait.summary(),
+      batches: {
+        toWorkers: mergeBatches(all.map((s) => s.batches.toWorkers)),
+        fromWorkers: mergeBatches(all.map((s) => s.batches.fromWorkers)),
+      },
       tenants: this.tenants.size,
     };
   }
