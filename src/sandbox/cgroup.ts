@@ -33,7 +33,19 @@ function ownCgroup(controller: string): string | undefined {
   return undefined;
 }
 
+/** Whether cgroups can be made in `dir`; probed once per folder, not at every worker start. */
+const writableCache = new Map<string, boolean>();
+
 function writable(dir: string): boolean {
+  let known = writableCache.get(dir);
+  if (known === undefined) {
+    known = probeWritable(dir);
+    writableCache.set(dir, known);
+  }
+  return known;
+}
+
+function probeWritable(dir: string): boolean {
   const probe = join(dir, `isolane-probe-${process.pid}`);
   try {
     mkdirSync(probe);

@@ -54,16 +54,6 @@ export class FairQueue<T extends { tenant: string }> {
     return item;
   }
 
-  /** Removes items for which `drop` is true (e.g. settled ones), keeping the order of the rest. */
-  prune(drop: (item: T) => boolean): void {
-    for (const [tenant, queue] of [...this.queues]) {
-      const kept = queue.drain().filter((item) => !drop(item));
-      for (const item of kept) queue.push(item);
-      if (kept.length === 0) this.removeTenant(tenant);
-    }
-    this.count = [...this.queues.values()].reduce((n, q) => n + q.length, 0);
-  }
-
   drain(): T[] {
     const out: T[] = [];
     for (const queue of this.queues.values()) out.push(...queue.drain());
@@ -82,16 +72,6 @@ export class FairQueue<T extends { tenant: string }> {
       this.turn.push(tenant);
     }
     return queue;
-  }
-
-  private removeTenant(tenant: string): void {
-    this.queues.delete(tenant);
-    const at = this.turn.indexOf(tenant);
-    if (at !== -1) {
-      this.turn.splice(at, 1);
-      if (this.next > at) this.next--;
-      if (this.next >= this.turn.length) this.next = 0;
-    }
   }
 
   private findTurn(canServe: (tenant: string) => boolean): number {
