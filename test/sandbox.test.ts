@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { type Dirent, readdirSync, readFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { createPool, InvalidOptionError, type PoolOptions, WorkerCrashedError } from '../src/index.js';
 import type * as fixtures from './fixtures/handlers.js';
@@ -27,7 +27,31 @@ after(async () => {
     await eventually(() => sandboxedProcesses().length === 0),
     `sandboxed processes left: ${sandboxedProcesses()}`,
   );
+  assert.ok(await eventually(() => ourCgroups().length === 0), `cgroups left: ${ourCgroups()}`);
 });
+
+/** The per-worker cgroups this process made (named isolane-<our pid>-<n>) that still exist. */
+function ourCgroups(): string[] {
+  const found: string[] = [];
+  for (const controller of ['memory', 'pids', 'cpu', 'cpuacct']) {
+    const stack = [`/sys/fs/cgroup/${controller}`];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        if (!e.isDirectory()) continue;
+        if (e.name.startsWith(`isolane-${process.pid}-`)) found.push(`${dir}/${e.name}`);
+        else if (dir.split('/').length < 7) stack.push(`${dir}/${e.name}`);
+      }
+    }
+  }
+  return found;
+}
 
 function rejects(options: Partial<PoolOptions>, option: string, pattern: RegExp) {
   assert.throws(

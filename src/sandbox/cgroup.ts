@@ -139,17 +139,24 @@ export class WorkerCgroup {
     }
   }
 
-  /** Removes the folders; retried briefly, since the kernel frees a cgroup a moment after its last process. */
+  /**
+   * Removes the folders. The kernel frees a cgroup a moment after its last process is reaped, and
+   * the worker at the end of a launch chain may die a little after the chain's head: what cannot be
+   * removed yet is retried every 20 ms for up to 10 s, without blocking the event loop.
+   */
   remove(): void {
-    for (const d of this.dirs) {
-      for (let i = 0; i < 50; i++) {
+    let left = this.dirs.map((d) => d.base);
+    const attempt = (tries: number) => {
+      left = left.filter((dir) => {
         try {
-          rmdirSync(d.base);
-          break;
-        } catch {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+          rmdirSync(dir);
+          return false;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code !== 'ENOENT';
         }
-      }
-    }
+      });
+      if (left.length > 0 && tries < 500) setTimeout(() => attempt(tries + 1), 20);
+    };
+    attempt(0);
   }
 }
