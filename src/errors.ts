@@ -13,8 +13,10 @@ export interface CrashCause {
    * - `timeout`: the pool killed it because a task ran past its timeout
    * - `hang`: the pool killed it because its event loop stopped answering heartbeats
    * - `limit`: a sandbox limit ended it (`limit` says which)
+   * - `protocol`: the pool killed it because it broke the channel's protocol (it corrupted the
+   *   shared-memory ring or wrote a malformed frame); `error` says what was wrong
    */
-  reason: 'exit' | 'signal' | 'uncaught' | 'oom' | 'timeout' | 'hang' | 'limit';
+  reason: 'exit' | 'signal' | 'uncaught' | 'oom' | 'timeout' | 'hang' | 'limit' | 'protocol';
   /** For `limit`: which one. */
   limit?: 'memory' | 'cpu';
   exitCode: number | null;
@@ -194,6 +196,8 @@ export function describeCause(cause: CrashCause): string {
       return 'killed after its event loop stopped answering';
     case 'limit':
       return `stopped by its sandbox's ${cause.limit ?? ''} limit`;
+    case 'protocol':
+      return `killed for breaking the channel protocol${cause.error ? ` (${cause.error.message})` : ''}`;
   }
 }
 

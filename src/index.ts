@@ -35,6 +35,7 @@ export type { LatencySummary } from './pool/stats.js';
 export type { Boundary, IsolationReport } from './sandbox/describe.js';
 export type { SandboxOptions } from './sandbox/options.js';
 export type { Isolation } from './tiers/tier.js';
+export { move } from './worker/move.js';
 export type { Handler, TaskContext } from './worker/runtime.js';
 
 import type { PoolOptions } from './pool/options.js';

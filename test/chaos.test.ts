@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, WorkerCrashedError } from '../src/index.js';
 import type * as fixtures from './fixtures/handlers.js';
-import { childPids, eventually, HANDLERS, ISOLATED_TIERS, threadCount } from './helpers.js';
+import { childPids, eventually, HANDLERS, ISOLATED_CASES, threadCount } from './helpers.js';
 
 const TASKS = 3_000;
 /** One task in this many is a killer: a non-idempotent task that ends its worker. */
@@ -19,8 +19,8 @@ function random(seed: number): () => number {
   };
 }
 
-for (const isolation of ISOLATED_TIERS) {
-  describe(`${isolation} tier: chaos`, () => {
+for (const { isolation, channel, label } of ISOLATED_CASES) {
+  describe(`${label}: chaos`, () => {
     test(`${TASKS} tasks while workers are killed at random: each settles once, idempotent ones all succeed`, async () => {
       const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 100_000);
       const rand = random(seed);
@@ -28,6 +28,7 @@ for (const isolation of ISOLATED_TIERS) {
       const pool = createPool<typeof fixtures>({
         handlers: HANDLERS,
         isolation,
+        channel,
         workers: 3,
         concurrency: 4,
         retry: { attempts: 50 },

@@ -13,16 +13,23 @@ import {
   UnknownHandlerError,
   WorkerStartError,
 } from '../src/index.js';
-import { BROKEN_HANDLERS, childPids, EXIT_ON_LOAD_HANDLERS, eventually, TIERS, withPool } from './helpers.js';
+import {
+  BROKEN_HANDLERS,
+  childPids,
+  EXIT_ON_LOAD_HANDLERS,
+  eventually,
+  TIER_CASES,
+  withPool,
+} from './helpers.js';
 
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
 });
 
-for (const isolation of TIERS) {
-  describe(`${isolation} tier: results, errors and options`, () => {
+for (const { isolation, channel, label } of TIER_CASES) {
+  describe(`${label}: results, errors and options`, () => {
     test('returns results, structured values included', () =>
-      withPool({ isolation }, async (pool) => {
+      withPool({ isolation, channel }, async (pool) => {
         assert.equal(await pool.run('add', { a: 2, b: 3 }), 5);
         const value = { when: new Date(0), tags: new Set(['a']), bytes: new Uint8Array([1, 2]), big: 10n };
         assert.deepEqual(await pool.run('echo', value), value);
@@ -30,7 +37,7 @@ for (const isolation of TIERS) {
       }));
 
     test('runs many tasks concurrently and returns each its own result', () =>
-      withPool({ isolation, concurrency: 4 }, async (pool) => {
+      withPool({ isolation, channel, concurrency: 4 }, async (pool) => {
         const out = await Promise.all(Array.from({ length: 500 }, (_, i) => pool.run('inc', i)));
         assert.deepEqual(
           out,
@@ -54,7 +61,7 @@ for (const isolation of TIERS) {
       }));
 
     test('async handlers run several at once on one worker', () =>
-      withPool({ isolation, workers: 1, concurrency: 10 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1, concurrency: 10 }, async (pool) => {
         const started = performance.now();
         await Promise.all(Array.from({ length: 10 }, () => pool.run('delayed', { ms: 200, value: 1 })));
         // Ten 200 ms waits one after the other would take 2 s; together they take about 200 ms.
@@ -62,7 +69,7 @@ for (const isolation of TIERS) {
       }));
 
     test('a thrown error keeps its name, message, code and remote stack', () =>
-      withPool({ isolation }, async (pool) => {
+      withPool({ isolation, channel }, async (pool) => {
         const err = await pool.run('fail', { message: 'bad input', code: 'E_BAD' }).catch((e) => e);
         assert.ok(err instanceof TaskError);
         assert.equal(err.code, 'ERR_ISOLANE_TASK');
@@ -81,7 +88,7 @@ for (const isolation of TIERS) {
       }));
 
     test('an unknown handler rejects, naming it and the handlers there are', () =>
-      withPool({ isolation }, async (pool) => {
+      withPool({ isolation, channel }, async (pool) => {
         // Before any worker reported its handlers, and after.
         const early = await pool.run('nope' as 'echo', 1).catch((e) => e);
         assert.ok(early instanceof UnknownHandlerError, String(early));
@@ -93,7 +100,7 @@ for (const isolation of TIERS) {
       }));
 
     test('bad run() options reject with the option named', () =>
-      withPool({ isolation }, async (pool) => {
+      withPool({ isolation, channel }, async (pool) => {
         const bad = [
           [{ timeoutMs: -5 }, 'timeoutMs'],
           [{ idempotent: 'yes' }, 'idempotent'],
@@ -110,7 +117,7 @@ for (const isolation of TIERS) {
       }));
 
     test('abort before the task starts', () =>
-      withPool({ isolation }, async (pool) => {
+      withPool({ isolation, channel }, async (pool) => {
         const err = await pool.run('echo', 1, { signal: AbortSignal.abort('no') }).catch((e) => e);
         assert.ok(err instanceof AbortError);
         assert.equal(err.name, 'AbortError');
@@ -118,7 +125,7 @@ for (const isolation of TIERS) {
       }));
 
     test('abort while queued removes the task; abort while running tells the handler', () =>
-      withPool({ isolation, workers: 1 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
         await pool.ready();
         const blocker = new AbortController();
         const running = pool.run('waitForAbort', undefined, { signal: blocker.signal });
@@ -135,7 +142,7 @@ for (const isolation of TIERS) {
       }));
 
     test('a timeout rejects with TaskTimeoutError', () =>
-      withPool({ isolation, timeoutMs: 100 }, async (pool) => {
+      withPool({ isolation, channel, timeoutMs: 100 }, async (pool) => {
         const err = await pool.run('neverSettles', undefined).catch((e) => e);
         assert.ok(err instanceof TaskTimeoutError);
         assert.equal(err.code, 'ERR_ISOLANE_TIMEOUT');
@@ -146,7 +153,7 @@ for (const isolation of TIERS) {
       }));
 
     test('a full queue rejects with QueueFullError', () =>
-      withPool({ isolation, workers: 1, maxQueue: 2 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1, maxQueue: 2 }, async (pool) => {
         await pool.ready();
         const running = pool.run('delayed', { ms: 100, value: 0 });
         const queued = [pool.run('echo', 1), pool.run('echo', 2)];
@@ -160,6 +167,7 @@ for (const isolation of TIERS) {
       const pool = createPool({
         handlers: new URL('./fixtures/handlers.js', import.meta.url),
         isolation,
+        channel,
         workers: 1,
       });
       const tasks = [0, 1, 2].map((i) => pool.run('delayed', { ms: 30, value: i }));
@@ -176,6 +184,7 @@ for (const isolation of TIERS) {
       const pool = createPool({
         handlers: new URL('./fixtures/handlers.js', import.meta.url),
         isolation,
+        channel,
         workers: 1,
       });
       await pool.ready();
@@ -197,6 +206,7 @@ for (const isolation of TIERS) {
         await using pool = createPool({
           handlers: new URL('./fixtures/handlers.js', import.meta.url),
           isolation,
+          channel,
         });
         assert.equal(await pool.run('inc', 1), 2);
         stats = pool.stats();
@@ -209,7 +219,7 @@ for (const isolation of TIERS) {
     });
 
     test('a handler module that fails to load rejects with WorkerStartError, without a crash loop', async () => {
-      const pool = createPool({ handlers: BROKEN_HANDLERS, isolation, workers: 2 });
+      const pool = createPool({ handlers: BROKEN_HANDLERS, isolation, channel, workers: 2 });
       let restarts = 0;
       pool.on('restart', () => restarts++);
       try {
@@ -226,7 +236,7 @@ for (const isolation of TIERS) {
     });
 
     test('a missing handler module rejects with WorkerStartError', async () => {
-      const pool = createPool({ handlers: '/nonexistent/handlers.js', isolation, workers: 1 });
+      const pool = createPool({ handlers: '/nonexistent/handlers.js', isolation, channel, workers: 1 });
       try {
         const err = await pool.run('echo', 1).catch((e) => e);
         assert.ok(err instanceof WorkerStartError, String(err));
@@ -238,7 +248,7 @@ for (const isolation of TIERS) {
 
     if (isolation !== 'inline') {
       test('a module that exits while loading is a start error, not a crash loop', async () => {
-        const pool = createPool({ handlers: EXIT_ON_LOAD_HANDLERS, isolation, workers: 1 });
+        const pool = createPool({ handlers: EXIT_ON_LOAD_HANDLERS, isolation, channel, workers: 1 });
         try {
           const err = await pool.run('echo', 1).catch((e) => e);
           assert.ok(err instanceof WorkerStartError, String(err));
@@ -249,7 +259,7 @@ for (const isolation of TIERS) {
       });
 
       test('non-cloneable input and output reject with SerializationError; other tasks are unharmed', () =>
-        withPool({ isolation, workers: 1, concurrency: 4 }, async (pool) => {
+        withPool({ isolation, channel, workers: 1, concurrency: 4 }, async (pool) => {
           await pool.ready();
           const [good, bad, good2] = await Promise.allSettled([
             pool.run('echo', 1),
@@ -272,19 +282,46 @@ for (const isolation of TIERS) {
 
     if (isolation === 'thread') {
       test('transfer moves an ArrayBuffer instead of copying it', () =>
-        withPool({ isolation }, async (pool) => {
+        withPool({ isolation, channel }, async (pool) => {
           const buf = new ArrayBuffer(1024);
           assert.equal(await pool.run('byteLength', buf, { transfer: [buf] }), 1024);
           assert.equal(buf.byteLength, 0, 'the caller no longer owns the buffer');
         }));
     }
 
+    test('move() returns a result; the thread tier moves it instead of copying it', () =>
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
+        const bytes = await pool.run('movedBytes', 4096);
+        assert.equal(bytes.byteLength, 4096);
+        assert.ok(bytes.every((b) => b === 7));
+        const left = await pool.run('lastMovedLength', undefined);
+        assert.equal(
+          left,
+          isolation === 'thread' ? 0 : 4096,
+          'moved away from the worker only between threads',
+        );
+      }));
+
+    test('large payloads (4 KiB, 1 MiB, 3 MiB) arrive whole both ways', () =>
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
+        for (const size of [4096, 1 << 20, 3 << 20]) {
+          const input = new Uint8Array(size);
+          for (let i = 0; i < size; i += 4099) input[i] = i & 0xff;
+          const output = (await pool.run('echo', input)) as Uint8Array;
+          assert.equal(output.byteLength, size);
+          assert.deepEqual(Buffer.from(output), Buffer.from(input));
+          const text = 'é'.repeat(size / 2);
+          assert.equal(await pool.run('echo', text), text);
+        }
+      }));
+
     test('stats() names the level and reports every worker', () =>
-      withPool({ isolation, workers: 2 }, async (pool) => {
+      withPool({ isolation, channel, workers: 2 }, async (pool) => {
         await pool.ready();
         await pool.run('inc', 1);
         const stats = pool.stats();
         assert.equal(stats.isolation, isolation);
+        assert.equal(stats.channel, isolation === 'inline' ? 'direct' : channel);
         assert.equal(stats.state, 'open');
         assert.equal(stats.workers.length, 2);
         for (const w of stats.workers) {

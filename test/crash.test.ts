@@ -8,7 +8,7 @@ import {
   TaskTimeoutError,
   WorkerCrashedError,
 } from '../src/index.js';
-import { childPids, eventually, ISOLATED_TIERS, once, withPool } from './helpers.js';
+import { childPids, eventually, ISOLATED_CASES, once, withPool } from './helpers.js';
 
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
@@ -20,10 +20,10 @@ function crashed(err: unknown): WorkerCrashedError {
   return err;
 }
 
-for (const isolation of ISOLATED_TIERS) {
-  describe(`${isolation} tier: the crash contract`, () => {
+for (const { isolation, channel, label } of ISOLATED_CASES) {
+  describe(`${label}: the crash contract`, () => {
     test('process.exit mid-task: the task fails, the crash is reported, the worker comes back', () =>
-      withPool({ isolation, workers: 1 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
         await pool.ready();
         const crash = once(pool, 'crash');
         const restart = once(pool, 'restart');
@@ -44,7 +44,7 @@ for (const isolation of ISOLATED_TIERS) {
       }));
 
     test('a crash loses no queued task: they wait for the respawn', () =>
-      withPool({ isolation, workers: 1 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
         await pool.ready();
         const doomed = pool.run('exit', 1).catch((e) => e);
         const queued = Array.from({ length: 20 }, (_, i) => pool.run('inc', i));
@@ -57,7 +57,7 @@ for (const isolation of ISOLATED_TIERS) {
 
     test('a crash loses no queued task: they go to the other worker', () =>
       withPool(
-        { isolation, workers: 2, restart: { backoff: { initialMs: 2_000, maxMs: 2_000 } } },
+        { isolation, channel, workers: 2, restart: { backoff: { initialMs: 2_000, maxMs: 2_000 } } },
         async (pool) => {
           await pool.ready();
           const doomed = pool.run('exit', 1).catch((e) => e);
@@ -73,7 +73,7 @@ for (const isolation of ISOLATED_TIERS) {
       ));
 
     test('idempotent tasks hit by a crash are retried; the others fail', () =>
-      withPool({ isolation, workers: 1, concurrency: 3 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1, concurrency: 3 }, async (pool) => {
         await pool.ready();
         const crash = once(pool, 'crash');
         const [retried, plain, killer] = await Promise.allSettled([
@@ -90,19 +90,19 @@ for (const isolation of ISOLATED_TIERS) {
       }));
 
     test('a retried task sees its attempt number and succeeds', () =>
-      withPool({ isolation, workers: 2 }, async (pool) => {
+      withPool({ isolation, channel, workers: 2 }, async (pool) => {
         assert.equal(await pool.run('exitOnFirstAttempt', 9, { idempotent: true }), 9);
       }));
 
     test('an idempotent task that keeps crashing fails after retry.attempts tries', () =>
-      withPool({ isolation, workers: 2, retry: { attempts: 3 } }, async (pool) => {
+      withPool({ isolation, channel, workers: 2, retry: { attempts: 3 } }, async (pool) => {
         const err = crashed(await pool.run('exit', 5, { idempotent: true }).catch((e) => e));
         assert.equal(err.attempts, 3);
         assert.equal(pool.stats().retried, 2);
       }));
 
     test('an uncaught exception in a timer is a crash with the error as cause', () =>
-      withPool({ isolation, workers: 1 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
         const err = crashed(await pool.run('throwInTimer', 'timer went off').catch((e) => e));
         assert.equal(err.cause.reason, 'uncaught');
         assert.equal(err.cause.error?.message, 'timer went off');
@@ -110,14 +110,14 @@ for (const isolation of ISOLATED_TIERS) {
       }));
 
     test('out of memory under maxHeapMb is a crash with cause oom', () =>
-      withPool({ isolation, workers: 1, maxHeapMb: 32 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1, maxHeapMb: 32 }, async (pool) => {
         const err = crashed(await pool.run('allocate', undefined).catch((e) => e));
         assert.equal(err.cause.reason, 'oom');
         assert.equal(await pool.run('inc', 1), 2);
       }));
 
     test('a hung handler under a timeout: it times out, its worker is killed, its neighbours follow the rule', () =>
-      withPool({ isolation, workers: 1, concurrency: 3 }, async (pool) => {
+      withPool({ isolation, channel, workers: 1, concurrency: 3 }, async (pool) => {
         await pool.ready();
         const crash = once(pool, 'crash');
         // The neighbours are dispatched first, so they are in flight when the hang starts.
@@ -136,6 +136,7 @@ for (const isolation of ISOLATED_TIERS) {
       withPool(
         {
           isolation,
+          channel,
           workers: 1,
           restart: { backoff: { initialMs: 10, maxMs: 1_000 }, stableAfterMs: 60_000 },
         },
@@ -152,6 +153,7 @@ for (const isolation of ISOLATED_TIERS) {
       withPool(
         {
           isolation,
+          channel,
           workers: 1,
           restart: { backoff: { initialMs: 1, maxMs: 1 }, intensity: { maxRestarts: 2, withinMs: 1_500 } },
         },
@@ -183,7 +185,7 @@ for (const isolation of ISOLATED_TIERS) {
 
     if (isolation === 'process') {
       test('SIGKILL from outside is a crash with the signal as cause', () =>
-        withPool({ isolation, workers: 1 }, async (pool) => {
+        withPool({ isolation, channel, workers: 1 }, async (pool) => {
           await pool.ready();
           const pid = pool.stats().workers[0]?.pid;
           assert.ok(pid);
@@ -198,14 +200,14 @@ for (const isolation of ISOLATED_TIERS) {
         }));
 
       test('process.abort() is a crash with SIGABRT as cause', () =>
-        withPool({ isolation, workers: 1 }, async (pool) => {
+        withPool({ isolation, channel, workers: 1 }, async (pool) => {
           const err = crashed(await pool.run('abort', undefined).catch((e) => e));
           assert.equal(err.cause.reason, 'signal');
           assert.equal(err.cause.signal, 'SIGABRT');
         }));
 
       test('an idle worker killed from outside is replaced', () =>
-        withPool({ isolation, workers: 1 }, async (pool) => {
+        withPool({ isolation, channel, workers: 1 }, async (pool) => {
           await pool.ready();
           const pid = pool.stats().workers[0]!.pid!;
           const crash = once(pool, 'crash');
@@ -215,6 +217,49 @@ for (const isolation of ISOLATED_TIERS) {
           assert.equal(await pool.run('inc', 1), 2);
           assert.notEqual(pool.stats().workers[0]?.pid, pid);
         }));
+    }
+
+    test('a worker that dies while sending a result larger than the ring: earlier results arrive, that task is hit', () =>
+      withPool({ isolation, channel, workers: 1, concurrency: 4 }, async (pool) => {
+        await pool.ready();
+        const before = await Promise.all([pool.run('inc', 1), pool.run('inc', 2)]);
+        assert.deepEqual(before, [2, 3]);
+        const bytes = 3 << 20;
+        const crash = once(pool, 'crash');
+        const outcome = await pool.run('bigThenExit', bytes).then(
+          (value) => ({ value }),
+          (error) => ({ error }),
+        );
+        if ('value' in outcome) {
+          // Over a message channel the whole result may make it out before the exit; never a part of it.
+          assert.equal(channel, 'message');
+          assert.equal(outcome.value, 'z'.repeat(bytes));
+        } else {
+          const err = crashed(outcome.error);
+          assert.equal(err.cause.reason, 'exit');
+          assert.equal(err.cause.exitCode, 3);
+        }
+        assert.equal((await crash).cause.exitCode, 3);
+        assert.equal(await pool.run('inc', 41), 42, 'the pool serves again');
+      }));
+
+    if (isolation === 'thread' && channel === 'ring') {
+      test('a worker that corrupts the shared ring is killed for it, and the crash contract holds', () =>
+        withPool(
+          { isolation, channel, workers: 1, restart: { backoff: { initialMs: 10, maxMs: 10 } } },
+          async (pool) => {
+            await pool.ready();
+            const crash = once(pool, 'crash');
+            assert.equal(await pool.run('corruptRing', undefined), 1);
+            // The next task finds the ring corrupt as it is written.
+            const err = crashed(await pool.run('inc', 1).catch((e) => e));
+            assert.equal(err.cause.reason, 'protocol');
+            assert.match(err.message, /breaking the channel protocol/);
+            assert.equal(err.cause.error?.name, 'RingCorruptError');
+            assert.equal((await crash).cause.reason, 'protocol');
+            assert.equal(await pool.run('inc', 1), 2, 'a fresh worker on a fresh ring');
+          },
+        ));
     }
   });
 }

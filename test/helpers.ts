@@ -9,6 +9,26 @@ export const EXIT_ON_LOAD_HANDLERS = new URL('./fixtures/exit-on-load.js', impor
 export const TIERS: readonly Isolation[] = ['inline', 'thread', 'process'];
 export const ISOLATED_TIERS: readonly Isolation[] = ['thread', 'process'];
 
+/** A level and the channel its batches travel by: every tier's suite runs with each channel. */
+export interface TierCase {
+  isolation: Isolation;
+  channel: 'message' | 'ring';
+  /** For test names: "thread tier (ring)". */
+  label: string;
+}
+
+export const TIER_CASES: readonly TierCase[] = [
+  { isolation: 'inline', channel: 'message', label: 'inline tier' },
+  ...ISOLATED_TIERS.flatMap((isolation) =>
+    (['message', 'ring'] as const).map((channel) => ({
+      isolation,
+      channel,
+      label: `${isolation} tier (${channel})`,
+    })),
+  ),
+];
+export const ISOLATED_CASES: readonly TierCase[] = TIER_CASES.filter((c) => c.isolation !== 'inline');
+
 export type FixturePool = Pool<typeof fixtures>;
 
 /** Runs `fn` with a fresh pool and destroys it afterwards, whatever happens. */

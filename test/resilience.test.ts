@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { CrashEvent, RecoverEvent } from '../src/index.js';
-import { childPids, eventually, ISOLATED_TIERS, once, TIERS, withPool } from './helpers.js';
+import { childPids, eventually, ISOLATED_CASES, once, TIER_CASES, withPool } from './helpers.js';
 
 after(async () => {
   assert.ok(await eventually(() => childPids().length === 0), `child processes left: ${childPids()}`);
 });
 
-for (const isolation of ISOLATED_TIERS) {
-  describe(`${isolation} tier: spares, heartbeats, routing around`, () => {
+for (const { isolation, channel, label } of ISOLATED_CASES) {
+  describe(`${label}: spares, heartbeats, routing around`, () => {
     test('a ready spare takes a dead worker’s place at once; the dead one comes back as a spare', () =>
       withPool(
-        { isolation, workers: 1, restart: { spares: 1, backoff: { initialMs: 300, maxMs: 300 } } },
+        { isolation, channel, workers: 1, restart: { spares: 1, backoff: { initialMs: 300, maxMs: 300 } } },
         async (pool) => {
           await pool.ready();
           assert.deepEqual(
@@ -36,7 +36,7 @@ for (const isolation of ISOLATED_TIERS) {
 
     test('without a spare, capacity comes back with the respawn, and the recover event says how long it was down', () =>
       withPool(
-        { isolation, workers: 1, restart: { backoff: { initialMs: 100, maxMs: 100 } } },
+        { isolation, channel, workers: 1, restart: { backoff: { initialMs: 100, maxMs: 100 } } },
         async (pool) => {
           await pool.ready();
           const recovered = once(pool, 'recover');
@@ -49,7 +49,7 @@ for (const isolation of ISOLATED_TIERS) {
       ));
 
     test('a worker whose event loop stops answering heartbeats is killed as hung, without any task timeout', () =>
-      withPool({ isolation, workers: 2, heartbeatMs: 100 }, async (pool) => {
+      withPool({ isolation, channel, workers: 2, heartbeatMs: 100 }, async (pool) => {
         await pool.ready();
         const crash = once(pool, 'crash');
         const hung = pool.run('hang', undefined, { idempotent: false }).catch((e) => e);
@@ -65,7 +65,7 @@ for (const isolation of ISOLATED_TIERS) {
 
     test('routing around: while one worker restarts, every task goes to the live one', () =>
       withPool(
-        { isolation, workers: 2, restart: { backoff: { initialMs: 1_000, maxMs: 1_000 } } },
+        { isolation, channel, workers: 2, restart: { backoff: { initialMs: 1_000, maxMs: 1_000 } } },
         async (pool) => {
           await pool.ready();
           await pool.run('exit', 1).catch(() => {});
@@ -79,9 +79,9 @@ for (const isolation of ISOLATED_TIERS) {
   });
 }
 
-for (const isolation of TIERS) {
-  test(`${isolation}: concurrency 'auto' pipelines short tasks but never piles them behind a slow one`, () =>
-    withPool({ isolation, workers: 2 }, async (pool) => {
+for (const { isolation, channel, label } of TIER_CASES) {
+  test(`${label}: concurrency 'auto' pipelines short tasks but never piles them behind a slow one`, () =>
+    withPool({ isolation, channel, workers: 2 }, async (pool) => {
       await pool.ready();
       // Teach the pool that inc is short.
       await Promise.all(Array.from({ length: 20 }, (_, i) => pool.run('inc', i)));
@@ -107,9 +107,9 @@ for (const isolation of TIERS) {
     }));
 }
 
-for (const isolation of TIERS) {
-  test(`${isolation}: concurrency 'auto' prefetches exactly one task behind a measured millisecond task`, () =>
-    withPool({ isolation, workers: 1 }, async (pool) => {
+for (const { isolation, channel, label } of TIER_CASES) {
+  test(`${label}: concurrency 'auto' prefetches exactly one task behind a measured millisecond task`, () =>
+    withPool({ isolation, channel, workers: 1 }, async (pool) => {
       await pool.ready();
       await pool.run('spin', 5); // measured: about 5 ms of synchronous work
       const tasks = Array.from({ length: 5 }, () => pool.run('spin', 5));

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { CONSUMER_SLEEPING, createRing, RingReader, RingWriter, WRITE } from '../src/channel/ring.js';
+import {
+  CONSUMER_SLEEPING,
+  createRing,
+  READ,
+  RingCorruptError,
+  RingReader,
+  RingWriter,
+  WRITE,
+} from '../src/channel/ring.js';
 
 function frameOf(length: number, seed: number): Uint8Array {
   const f = new Uint8Array(length);
@@ -97,7 +105,75 @@ describe('shared-memory ring', () => {
     assert.equal(Atomics.load(ring.header, CONSUMER_SLEEPING), 0);
   });
 
-  test('stress across threads: a producer against a consumer sleeping in Atomics.waitAsync (bounded in time)', async () => {
+  test('the writer may reuse its buffer at once: what did not fit was copied', () => {
+    const ring = createRing(64 + 64);
+    const got: Uint8Array[] = [];
+    const reader = new RingReader(
+      ring,
+      (f) => got.push(f),
+      () => {},
+    );
+    const writer = new RingWriter(ring, () => {});
+    const scratch = frameOf(150, 9);
+    const expected = scratch.slice();
+    writer.send(scratch);
+    scratch.fill(0); // the caller reuses its buffer
+    for (let i = 0; i < 10 && writer.pendingBytes > 0; i++) {
+      reader.drain();
+      writer.flush();
+    }
+    reader.drain();
+    assert.deepEqual(got, [expected]);
+  });
+
+  test('an untrusted writer cannot make the reader read beyond the ring, nor allocate what it never sent', () => {
+    const ring = createRing(64 + 256);
+    const got: Uint8Array[] = [];
+    const reader = new RingReader(
+      ring,
+      (f) => got.push(f),
+      () => {},
+    );
+    // Claims 4 GiB minus one byte for a frame, then sends 10 bytes of it: nothing is delivered.
+    const claim = new Uint8Array(14);
+    new DataView(claim.buffer).setUint32(0, 0xffff_ffff, true);
+    ring.data.set(claim, 0);
+    Atomics.store(ring.header, WRITE, 14);
+    assert.equal(reader.drain(), 0);
+    assert.ok(reader.midFrame);
+    // Now claims more unread bytes than the ring holds.
+    Atomics.store(ring.header, WRITE, 14 + 10_000);
+    assert.throws(() => reader.drain(), RingCorruptError);
+    assert.deepEqual(got, []);
+  });
+
+  test('an untrusted reader cannot make the writer overwrite unread bytes', () => {
+    const ring = createRing(64 + 256);
+    const writer = new RingWriter(ring, () => {});
+    writer.send(frameOf(20, 1));
+    Atomics.store(ring.header, READ, -5000); // "I have read ahead of what you wrote"
+    assert.throws(() => writer.send(frameOf(20, 2)), RingCorruptError);
+  });
+
+  test('a frame handler that throws does not get the same frame twice', () => {
+    const ring = createRing(64 + 256);
+    const got: number[] = [];
+    const reader = new RingReader(
+      ring,
+      (f) => {
+        got.push(f[0]!);
+        if (f[0] === 2) throw new Error('handler failed');
+      },
+      () => {},
+    );
+    const writer = new RingWriter(ring, () => {});
+    for (let i = 1; i <= 4; i++) writer.send(Uint8Array.of(i, i));
+    assert.throws(() => reader.drain(), /handler failed/);
+    reader.drain();
+    assert.deepEqual(got, [1, 2, 3, 4]);
+  });
+
+  test('stress across threads: a producer against a consumer that sleeps until its doorbell (bounded in time)', async () => {
     const bytes = 64 + 4096;
     const ring = createRing(bytes);
     const back = new SharedArrayBuffer(4);
@@ -113,7 +189,7 @@ describe('shared-memory ring', () => {
       await once(worker, 'online');
       // Listen from the start: the report may come while we still wait for space for the last bytes.
       const reported = once(worker, 'message');
-      const writer = new RingWriter(ring, () => Atomics.notify(ring.header, WRITE));
+      const writer = new RingWriter(ring, () => worker.postMessage('bell'));
       let frames = 0;
       let checksum = 0;
       const deadline = performance.now() + 1_500;

@@ -4,7 +4,7 @@
  * doorbell that wakes another process without blocking anyone's event loop.
  *
  * Importing this module never throws: when the addon is missing or fails to load, `nativeShm` is
- * undefined and `nativeLoadError` says why.
+ * undefined and `nativeLoadError` says why. `ISOLANE_NO_NATIVE=1` in the environment leaves it unloaded.
  *
  * Handing the memory and the bells to a child: pass the fds as extra stdio entries, e.g.
  * `stdio: ['inherit', 'inherit', 'pipe', 'ipc', memfd, bellToChild, bellToParent]`, and the child finds
@@ -56,6 +56,7 @@ function addonPath(): string | undefined {
 
 function load(): { shm?: NativeShm; error?: Error } {
   if (process.platform !== 'linux') return { error: new Error('isolane_shm needs Linux') };
+  if (process.env.ISOLANE_NO_NATIVE === '1') return { error: new Error('disabled by ISOLANE_NO_NATIVE=1') };
   try {
     const path = addonPath();
     if (!path) {

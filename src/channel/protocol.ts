@@ -45,7 +45,13 @@ export function encodeRun(tasks: readonly RunRequest[], handlerIndex: ReadonlyMa
   return batch;
 }
 
-export type ToWorker = RunBatch | { t: 'abort'; id: number } | { t: 'ping'; seq: number } | { t: 'close' };
+export type ToWorker =
+  | RunBatch
+  | { t: 'abort'; id: number }
+  | { t: 'ping'; seq: number }
+  | { t: 'close' }
+  /** Ring channel between threads without the native addon: the doorbell, rung over the port. */
+  | { t: 'bell' };
 
 /** `s`: milliseconds the handler's synchronous part held the worker's thread. */
 export type TaskResult =
@@ -91,11 +97,19 @@ export function decodeResult(batch: ResultBatch, i: number): TaskResult {
   const s = batch.sync[i]!;
   const sync = Number.isNaN(s) ? {} : { s };
   if (batch.ok[i]) return { id: batch.ids[i]!, ok: true, value: batch.values[i], ...sync };
-  const failure = batch.values[i] as {
-    error: SerializedError;
-    kind: 'threw' | 'unknown-handler' | 'not-cloneable';
+  const failure = batch.values[i] as { error?: Partial<SerializedError>; kind?: unknown } | null;
+  // A worker may be untrusted (a sandboxed tenant): a failure of the wrong shape becomes a plain one.
+  const kind =
+    failure?.kind === 'unknown-handler' || failure?.kind === 'not-cloneable' ? failure.kind : 'threw';
+  const e = failure?.error;
+  const error: SerializedError = {
+    name: typeof e?.name === 'string' ? e.name : 'Error',
+    message:
+      typeof e?.message === 'string' ? e.message : String(e?.message ?? 'the worker sent a malformed error'),
+    ...(typeof e?.stack === 'string' ? { stack: e.stack } : {}),
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
   };
-  return { id: batch.ids[i]!, ok: false, error: failure.error, kind: failure.kind, ...sync };
+  return { id: batch.ids[i]!, ok: false, error, kind, ...sync };
 }
 
 export type FromWorker =
@@ -103,11 +117,33 @@ export type FromWorker =
   | { t: 'start-error'; error: SerializedError }
   | ResultBatch
   | { t: 'pong'; seq: number }
-  | { t: 'fatal'; error: SerializedError };
+  | { t: 'fatal'; error: SerializedError }
+  | { t: 'bell' };
 
 /** The data a thread or process worker is started with. */
 export interface WorkerData {
   handlers: string;
   /** Sandboxed process workers: the only environment variables tenant code may see. */
   env?: string[];
+  /** Workers on `channel: 'ring'`: where the rings and doorbells are. */
+  ring?: RingSetup;
 }
+
+/**
+ * The worker's side of a ring channel. Threads get the memory itself; processes get file
+ * descriptors (a memfd holding both rings, one after the other, and two eventfds).
+ */
+export type RingSetup = {
+  /** Bytes of each ring (header included). */
+  bytes: number;
+  spinUs: number;
+} & (
+  | {
+      kind: 'thread';
+      toWorker: SharedArrayBuffer;
+      toPool: SharedArrayBuffer;
+      /** eventfd doorbells (native addon); without them the doorbell is a message on the port. */
+      bells?: { toWorker: number; toPool: number };
+    }
+  | { kind: 'process'; fds: { memory: number; toWorker: number; toPool: number } }
+);

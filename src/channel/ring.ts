@@ -8,6 +8,11 @@
  * costs nothing while both sides are busy. Flags and indexes are sequentially consistent atomics:
  * a side that raises its flag re-reads the other's index before sleeping, so no wake-up is lost.
  * Frames may be larger than the ring: they stream through it.
+ *
+ * The other side may be untrusted (a sandboxed tenant shares the memory with the pool): an index
+ * that cannot be right throws RingCorruptError, a frame's claimed length allocates memory only as
+ * its bytes arrive, and one drain reads a bounded amount, so a hostile peer can neither make this
+ * side read out of bounds, nor allocate what it never sent, nor keep it in a loop.
  */
 
 /** Int32 slots of a ring's header. Positions are byte counts modulo 2^32. */
@@ -22,10 +27,16 @@ export interface RingMemory {
   data: Uint8Array;
 }
 
+/** The other side broke the ring's invariants: its memory cannot be trusted any more. */
+export class RingCorruptError extends Error {
+  override name = 'RingCorruptError';
+}
+
 /** Lays a ring over `bytes` of `buffer` from `offset`: a header, then a power-of-two data area. */
 export function ringOver(buffer: SharedArrayBuffer, offset: number, bytes: number): RingMemory {
   const capacity = 2 ** Math.floor(Math.log2(bytes - HEADER_BYTES));
-  if (capacity < 64) throw new RangeError(`a ring needs at least ${HEADER_BYTES + 64} bytes; got ${bytes}`);
+  if (!(capacity >= 64))
+    throw new RangeError(`a ring needs at least ${HEADER_BYTES + 64} bytes; got ${bytes}`);
   return {
     header: new Int32Array(buffer, offset, HEADER_BYTES / 4),
     data: new Uint8Array(buffer, offset + HEADER_BYTES, capacity),
@@ -38,12 +49,18 @@ export function createRing(bytes: number): RingMemory {
 
 const u32 = (n: number) => n >>> 0;
 
+/** A copy (Buffer's own slice() would return a view). */
+const copyOf = (bytes: Uint8Array, from = 0): Uint8Array => Uint8Array.prototype.slice.call(bytes, from);
+
 export class RingWriter {
+  /** Bytes not yet in the ring, oldest first: own copies, never the caller's buffers. */
   private readonly pending: Uint8Array[] = [];
   /** Bytes of pending[0] already written. */
   private offset = 0;
   private write: number;
   private readonly mask: number;
+  private readonly prefix = new Uint8Array(4);
+  private readonly prefixView = new DataView(this.prefix.buffer);
 
   /** `wakeReader` rings the reader's doorbell; it is called only when the reader sleeps. */
   constructor(
@@ -60,56 +77,99 @@ export class RingWriter {
     return n;
   }
 
-  /** Queues one frame and writes as much as fits. True when nothing is left pending. */
+  /**
+   * Writes one frame, as much as fits; the rest is copied and kept pending. The caller may reuse
+   * `frame` as soon as this returns. True when nothing is left pending.
+   */
   send(frame: Uint8Array): boolean {
-    const prefix = new Uint8Array(4);
-    new DataView(prefix.buffer).setUint32(0, frame.length, true);
-    this.pending.push(prefix, frame);
-    return this.flush();
+    this.prefixView.setUint32(0, frame.length, true);
+    if (this.pending.length > 0) {
+      this.pending.push(copyOf(this.prefix), copyOf(frame));
+      return this.flush();
+    }
+    let wrote = this.put(this.prefix, 0);
+    if (wrote < 4) {
+      this.pending.push(copyOf(this.prefix, wrote), copyOf(frame));
+    } else {
+      wrote = this.put(frame, 0);
+      if (wrote < frame.length) this.pending.push(copyOf(frame, wrote));
+    }
+    this.wakeIfSleeping();
+    return this.pending.length === 0;
   }
 
   /** Writes pending bytes while there is space. Call again when the reader says it made space. */
   flush(): boolean {
+    while (this.pending.length > 0) {
+      const chunk = this.pending[0]!;
+      this.offset += this.put(chunk, this.offset);
+      if (this.offset < chunk.length) break;
+      this.pending.shift();
+      this.offset = 0;
+    }
+    this.wakeIfSleeping();
+    return this.pending.length === 0;
+  }
+
+  /** Copies as much of `chunk` from `from` as fits; returns the bytes written. */
+  private put(chunk: Uint8Array, from: number): number {
     const { header, data } = this.ring;
     const capacity = data.length;
-    let wrote = false;
-    while (this.pending.length > 0) {
-      let space = capacity - u32(this.write - u32(Atomics.load(header, READ)));
+    let written = 0;
+    while (from + written < chunk.length) {
+      let space = this.space();
       if (space === 0) {
         Atomics.store(header, PRODUCER_WAITING, 1);
-        space = capacity - u32(this.write - u32(Atomics.load(header, READ)));
+        space = this.space();
         if (space === 0) break; // the reader will wake us when it frees space
         Atomics.store(header, PRODUCER_WAITING, 0);
       }
-      const chunk = this.pending[0]!;
-      const n = Math.min(space, chunk.length - this.offset);
+      const start = from + written;
+      const n = Math.min(space, chunk.length - start);
       const at = this.write & this.mask;
       const first = Math.min(n, capacity - at);
-      data.set(chunk.subarray(this.offset, this.offset + first), at);
-      if (first < n) data.set(chunk.subarray(this.offset + first, this.offset + n), 0);
-      this.offset += n;
+      data.set(first === chunk.length && start === 0 ? chunk : chunk.subarray(start, start + first), at);
+      if (first < n) data.set(chunk.subarray(start + first, start + n), 0);
+      written += n;
       this.write = u32(this.write + n);
       Atomics.store(header, WRITE, this.write | 0);
-      wrote = true;
-      if (this.offset === chunk.length) {
-        this.pending.shift();
-        this.offset = 0;
-      }
     }
-    if (wrote && Atomics.load(header, CONSUMER_SLEEPING) === 1) {
+    if (written > 0) this.wrote = true;
+    return written;
+  }
+
+  private wrote = false;
+
+  private space(): number {
+    const used = u32(this.write - u32(Atomics.load(this.ring.header, READ)));
+    if (used > this.ring.data.length)
+      throw new RingCorruptError(`the reader's position is ${used} bytes behind, beyond the ring`);
+    return this.ring.data.length - used;
+  }
+
+  private wakeIfSleeping(): void {
+    if (!this.wrote) return;
+    this.wrote = false;
+    const header = this.ring.header;
+    if (Atomics.load(header, CONSUMER_SLEEPING) === 1) {
       Atomics.store(header, CONSUMER_SLEEPING, 0);
       this.wakeReader();
     }
-    return this.pending.length === 0;
   }
 }
+
+/** Largest first allocation for a frame: a longer one grows as its bytes arrive. */
+const FIRST_CHUNK_BYTES = 1 << 20;
 
 export class RingReader {
   private read: number;
   private readonly mask: number;
   private readonly lengthBytes = new Uint8Array(4);
+  private readonly lengthView = new DataView(this.lengthBytes.buffer);
   private lengthHave = 0;
+  /** The frame being assembled, its announced length, and how many bytes of it have arrived. */
   private frame: Uint8Array | undefined;
+  private frameLength = 0;
   private frameHave = 0;
 
   /** `wakeWriter` rings the writer's doorbell; it is called only when the writer waits for space. */
@@ -127,20 +187,30 @@ export class RingReader {
     return u32(Atomics.load(this.ring.header, WRITE)) !== this.read;
   }
 
-  /** Reads everything there is, handing each complete frame to `onFrame`. Returns the frames read. */
+  /** Whether a frame has begun to arrive but is not complete. */
+  get midFrame(): boolean {
+    return this.frame !== undefined || this.lengthHave > 0;
+  }
+
+  /**
+   * Reads what there is, handing each complete frame to `onFrame`, up to about two rings' worth of
+   * bytes (call again while `hasData()`). Returns the frames read.
+   */
   drain(): number {
     const { header, data } = this.ring;
+    const capacity = data.length;
     let frames = 0;
-    for (;;) {
+    for (let pass = 0; pass < 2; pass++) {
       const write = u32(Atomics.load(header, WRITE));
       if (write === this.read) break;
       let available = u32(write - this.read);
+      if (available > capacity)
+        throw new RingCorruptError(`the writer claims ${available} unread bytes in a ring of ${capacity}`);
       while (available > 0) {
         const at = this.read & this.mask;
-        const contiguous = Math.min(available, data.length - at);
-        const used = this.take(data.subarray(at, at + contiguous), () => frames++);
-        this.read = u32(this.read + used);
-        available -= used;
+        const contiguous = Math.min(available, capacity - at);
+        frames += this.take(data, at, at + contiguous);
+        available -= contiguous;
       }
       Atomics.store(header, READ, this.read | 0);
       if (Atomics.load(header, PRODUCER_WAITING) === 1) {
@@ -167,37 +237,61 @@ export class RingReader {
     return write;
   }
 
-  /** Consumes bytes into the current frame; returns how many it used (all of them, or up to a frame's end). */
-  private take(bytes: Uint8Array, counted: () => void): number {
-    let used = 0;
-    while (used < bytes.length) {
+  /**
+   * Consumes data[start, end), advancing the read position before each frame is handed over, so
+   * that a throwing `onFrame` never sees a frame twice. Returns the frames completed.
+   */
+  private take(data: Uint8Array, start: number, end: number): number {
+    const base = this.read;
+    let at = start;
+    let frames = 0;
+    const deliver = (frame: Uint8Array) => {
+      this.read = u32(base + (at - start));
+      frames++;
+      this.onFrame(frame);
+    };
+    while (at < end) {
       if (!this.frame) {
-        const n = Math.min(4 - this.lengthHave, bytes.length - used);
-        this.lengthBytes.set(bytes.subarray(used, used + n), this.lengthHave);
+        const n = Math.min(4 - this.lengthHave, end - at);
+        for (let i = 0; i < n; i++) this.lengthBytes[this.lengthHave + i] = data[at + i]!;
         this.lengthHave += n;
-        used += n;
+        at += n;
         if (this.lengthHave < 4) continue;
-        const length = new DataView(this.lengthBytes.buffer).getUint32(0, true);
         this.lengthHave = 0;
+        const length = this.lengthView.getUint32(0, true);
         if (length === 0) {
-          counted();
-          this.onFrame(new Uint8Array(0));
+          deliver(new Uint8Array(0));
           continue;
         }
-        this.frame = new Uint8Array(length);
+        // Whole frames already in the ring are copied in one go.
+        if (end - at >= length) {
+          const done = copyOf(data.subarray(at, at + length));
+          at += length;
+          deliver(done);
+          continue;
+        }
+        this.frame = new Uint8Array(Math.min(length, FIRST_CHUNK_BYTES));
+        this.frameLength = length;
         this.frameHave = 0;
       }
-      const n = Math.min(this.frame.length - this.frameHave, bytes.length - used);
-      this.frame.set(bytes.subarray(used, used + n), this.frameHave);
+      const n = Math.min(this.frameLength - this.frameHave, end - at);
+      if (this.frameHave + n > this.frame.length) {
+        const grown = new Uint8Array(
+          Math.min(this.frameLength, Math.max(this.frame.length * 2, this.frameHave + n)),
+        );
+        grown.set(this.frame.subarray(0, this.frameHave));
+        this.frame = grown;
+      }
+      this.frame.set(data.subarray(at, at + n), this.frameHave);
       this.frameHave += n;
-      used += n;
-      if (this.frameHave === this.frame.length) {
+      at += n;
+      if (this.frameHave === this.frameLength) {
         const done = this.frame;
         this.frame = undefined;
-        counted();
-        this.onFrame(done);
+        deliver(done);
       }
     }
-    return used;
+    this.read = u32(base + (end - start));
+    return frames;
   }
 }

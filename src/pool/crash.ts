@@ -19,6 +19,7 @@ export function classifyExit(
     ...(exit.error ? { error: exit.error } : {}),
   };
   if (killedBy) return { reason: killedBy, ...base };
+  if (exit.protocol) return { reason: 'protocol', ...base, error: exit.protocol };
   if (exit.limit) return { reason: 'limit', limit: exit.limit, ...base };
   if (exit.oom) return { reason: 'oom', ...base };
   if (exit.error) return { reason: 'uncaught', ...base };

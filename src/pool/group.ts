@@ -38,6 +38,7 @@ import { inlineTier } from '../tiers/inline.js';
 import { processTier } from '../tiers/process.js';
 import { threadTier } from '../tiers/thread.js';
 import type { Isolation, Tier, WorkerExit, WorkerHandle, WorkerSandbox } from '../tiers/tier.js';
+import type { Channel } from './channel-choice.js';
 import { classifyExit, type KillReason } from './crash.js';
 import { AUTO_QUEUE_BUDGET_MS, milliseconds, type ResolvedOptions } from './options.js';
 import type { LatencyRecorder, LatencySummary } from './stats.js';
@@ -126,6 +127,8 @@ export interface WorkerStats {
 
 export interface PoolStats {
   isolation: Isolation;
+  /** How batches travel: 'direct' (inline calls), 'message' (postMessage or IPC) or 'ring' (shared memory). */
+  channel: Channel;
   state: PoolState;
   workers: WorkerStats[];
   queued: number;
@@ -391,6 +394,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
   stats(): PoolStats {
     return {
       isolation: this.isolation,
+      channel: this.options.channel,
       state: this.poolState(),
       workers: this.slots.map((s) => ({
         id: s.id,
@@ -738,6 +742,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         {
           handlers: this.options.handlers,
           maxHeapMb: this.options.maxHeapMb,
+          channel: this.options.channel === 'ring' ? 'ring' : 'message',
+          spinUs: this.options.spinUs,
           ...(this.context.sandbox ? { sandbox: this.context.sandbox } : {}),
         },
         {

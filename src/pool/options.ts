@@ -1,10 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { nativeLoadError, nativeShm } from '../channel/native.js';
 import { InvalidOptionError } from '../errors.js';
 import { type ResolvedSandbox, resolveSandbox, type SandboxOptions } from '../sandbox/options.js';
 import type { RestartPolicy } from '../supervisor/policy.js';
 import type { Isolation } from '../tiers/tier.js';
+import { type Channel, type ChannelOption, chooseChannel } from './channel-choice.js';
 
 export interface PoolOptions {
   /** The handler module: a `URL`, a `file:` URL string, or a path (relative to the working directory). Its named function exports are the handlers. */
@@ -51,6 +53,19 @@ export interface PoolOptions {
   tenantLimits?: { maxQueued?: number; maxRunning?: number };
   /** Process tier: how each worker is confined (own uid, namespaces, limits, environment). */
   sandbox?: SandboxOptions;
+  /**
+   * How task and result batches travel between the pool and its workers. `'auto'` (the default):
+   * the fastest the level and the machine allow. `'ring'`: shared-memory rings (thread tier; process
+   * tier with the native addon, else the IPC channel and a warning). `'message'`: `postMessage` or
+   * the IPC channel. Inline calls handlers directly whatever this says. `stats().channel` tells.
+   */
+  channel?: ChannelOption;
+  /**
+   * Ring channel: how long each side keeps polling after it sent or received, before it sleeps
+   * until woken (microseconds, 0 to 10000). Higher: lower latency for chatty work, more CPU spent
+   * waiting. Default 50 (about twice what waking a sleeping thread costs).
+   */
+  spinUs?: number;
 }
 
 export interface ResolvedOptions {
@@ -74,6 +89,24 @@ export interface ResolvedOptions {
   maxTenants: number;
   tenantLimits: { maxQueued?: number; maxRunning?: number };
   sandbox: ResolvedSandbox | undefined;
+  channel: Channel;
+  spinUs: number;
+}
+
+let ringWarningShown = false;
+
+/** The channel, warning once per process when a ring asked for cannot be had. */
+function channel(value: unknown, isolation: Isolation, sandbox: ResolvedSandbox | undefined): Channel {
+  const choice = chooseChannel(value, {
+    isolation,
+    addon: nativeShm ? { loaded: true } : { loaded: false, reason: nativeLoadError?.message ?? 'not built' },
+    permission: sandbox?.permission === true,
+  });
+  if (choice.warning && !ringWarningShown) {
+    ringWarningShown = true;
+    process.emitWarning(choice.warning, { code: 'ISOLANE_NO_RING' });
+  }
+  return choice.channel;
 }
 
 /** With `concurrency: 'auto'`: the deepest pipeline, and the wait behind other tasks it aims to stay under. */
@@ -98,6 +131,8 @@ const TOP_LEVEL = [
   'maxTenants',
   'tenantLimits',
   'sandbox',
+  'channel',
+  'spinUs',
 ] as const;
 
 function fail(option: string, message: string): never {
@@ -204,6 +239,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     fail('tenancy', `must be 'shared' or 'dedicated'; got ${describe(tenancy)}`);
   }
   const tenantLimits = object('tenantLimits', o.tenantLimits, ['maxQueued', 'maxRunning']);
+  const sandbox = resolveSandbox(o.sandbox, String(isolation), tenancy);
   return {
     tenancy,
     perTenant: integer('perTenant', o.perTenant, 1, 64, 1),
@@ -233,7 +269,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
           }
         : {}),
     },
-    sandbox: resolveSandbox(o.sandbox, String(isolation), tenancy),
+    sandbox,
+    channel: channel(o.channel, isolation as Isolation, sandbox),
+    spinUs: integer('spinUs', o.spinUs, 0, 10_000, 50),
     handlers: handlersUrl(o.handlers),
     isolation: isolation as Isolation,
     workers: integer('workers', o.workers, 1, 1024, availableParallelism()),

@@ -124,6 +124,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
       all.reduce((n, s) => n + s[key], 0);
     return {
       isolation: this.isolation,
+      channel: this.options.channel,
       state: this.state,
       workers: all.flatMap((s) => s.workers),
       queued: sum('queued'),

@@ -1,8 +1,10 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
-import type { SerializedError } from '../errors.js';
+import { nativeShm } from '../channel/native.js';
+import type { FromWorker, RingSetup, ToWorker, WorkerData } from '../channel/protocol.js';
+import { processRing } from '../channel/ring-link.js';
+import { type SerializedError, serializeError } from '../errors.js';
 import { WorkerCgroup } from '../sandbox/cgroup.js';
 import { permissionDirs, sandboxCommand } from '../sandbox/launch.js';
 import { workerEntry } from './entry.js';
@@ -35,8 +37,16 @@ function inheritedExecArgv(maxHeapMb: number | undefined): string[] {
  */
 const UNSHARE_SIGKILL = /unshare: sigprocmask unblock failed[^\n]*\n?/;
 
-function workerEnv(handlers: string, sandbox: WorkerSandbox | undefined): NodeJS.ProcessEnv {
-  const data = JSON.stringify({ handlers, ...(sandbox ? { env: sandbox.env } : {}) } satisfies WorkerData);
+function workerEnv(
+  handlers: string,
+  sandbox: WorkerSandbox | undefined,
+  ring: RingSetup | undefined,
+): NodeJS.ProcessEnv {
+  const data = JSON.stringify({
+    handlers,
+    ...(sandbox ? { env: sandbox.env } : {}),
+    ...(ring ? { ring } : {}),
+  } satisfies WorkerData);
   if (!sandbox) return { ...process.env, ISOLANE_WORKER_DATA: data };
   const env: NodeJS.ProcessEnv = { ISOLANE_WORKER_DATA: data };
   for (const name of sandbox.env) if (process.env[name] !== undefined) env[name] = process.env[name];
@@ -49,10 +59,25 @@ function heapLimit(options: SpawnOptions): number | undefined {
   return options.maxHeapMb ?? (memoryMb ? Math.floor(memoryMb * 0.75) : undefined);
 }
 
-function launch(options: SpawnOptions): { child: ChildProcess; cgroup?: WorkerCgroup } {
+/** With a ring: where the child finds it, and the memfd and doorbells to place at stdio 4, 5 and 6. */
+interface RingLaunch {
+  setup: RingSetup;
+  stdio: [number, number, number];
+}
+
+function launch(
+  options: SpawnOptions,
+  ring: RingLaunch | undefined,
+): { child: ChildProcess; cgroup?: WorkerCgroup } {
   const execArgv = inheritedExecArgv(heapLimit(options));
-  const env = workerEnv(options.handlers, options.sandbox);
-  const stdio: ['inherit', 'inherit', 'pipe', 'ipc'] = ['inherit', 'inherit', 'pipe', 'ipc'];
+  const env = workerEnv(options.handlers, options.sandbox, ring?.setup);
+  const stdio: ('inherit' | 'pipe' | 'ipc' | number)[] = [
+    'inherit',
+    'inherit',
+    'pipe',
+    'ipc',
+    ...(ring?.stdio ?? []),
+  ];
   const sandbox = options.sandbox;
   if (!sandbox) return { child: fork(entry, [], { serialization: 'advanced', execArgv, env, stdio }) };
   const { memoryMb, processes, cpuSeconds, openFiles } = sandbox.limits;
@@ -97,11 +122,44 @@ function nodeDescendant(pid: number): number | undefined {
   return undefined;
 }
 
-/** A child process per worker, talking over Node's IPC channel with structured-clone serialization. */
+/**
+ * A child process per worker, talking over Node's IPC channel with structured-clone serialization,
+ * or with `channel: 'ring'` through two rings in memory shared with the child (native addon).
+ */
 export const processTier: Tier = {
   isolation: 'process',
   spawn(options: SpawnOptions, events: WorkerEvents): WorkerHandle {
-    const { child, cgroup } = launch(options);
+    let protocol: SerializedError | undefined;
+    let killNow = () => {};
+    let ring: ReturnType<typeof processRing> | undefined;
+    if (options.channel === 'ring') {
+      if (!nativeShm)
+        throw new Error(
+          "isolane: channel 'ring' on the process tier needs the native addon, which did not load",
+        );
+      ring = processRing(
+        options.spinUs ?? 0,
+        {
+          spinUs: options.spinUs ?? 0,
+          onMessage: (msg) => events.message(msg),
+          onBroken: (error) => {
+            protocol = serializeError(error);
+            killNow();
+          },
+        },
+        nativeShm,
+      );
+    }
+    let launched: ReturnType<typeof launch>;
+    try {
+      launched = launch(options, ring);
+    } catch (err) {
+      ring?.end.close();
+      throw err;
+    }
+    ring?.spawned();
+    const end = ring?.end;
+    const { child, cgroup } = launched;
     let stderrTail = '';
     let fatal: SerializedError | undefined;
     let stopTimer: NodeJS.Timeout | undefined;
@@ -142,6 +200,8 @@ export const processTier: Tier = {
       const signal = killedInNamespace ? 'SIGKILL' : sig;
       exited = true;
       if (stopTimer) clearTimeout(stopTimer);
+      // What the worker wrote into the ring before it ended is read before its exit is reported.
+      end?.close();
       child.removeAllListeners('message');
       const oom = OOM_PATTERN.test(stderrTail);
       const cpuSeconds = options.sandbox?.limits.cpuSeconds;
@@ -150,7 +210,14 @@ export const processTier: Tier = {
         (signal === 'SIGKILL' && cpuSeconds !== undefined && cgroup?.cpuUsedAtLeast(cpuSeconds) === true);
       const limit = cgroup?.memoryExceeded() && !oom ? 'memory' : overCpu ? 'cpu' : undefined;
       cgroup?.remove();
-      events.exit({ exitCode, signal, oom, ...(limit ? { limit } : {}), ...(fatal ? { error: fatal } : {}) });
+      events.exit({
+        exitCode,
+        signal,
+        oom,
+        ...(limit ? { limit } : {}),
+        ...(fatal ? { error: fatal } : {}),
+        ...(protocol ? { protocol } : {}),
+      });
     };
     child.once('exit', (code, signal) => {
       // Messages sent just before the exit may still be in the channel: let 'close' deliver them first.
@@ -158,7 +225,7 @@ export const processTier: Tier = {
     });
     child.once('close', (code, signal) => finish(code, signal));
 
-    const killNow = () => {
+    killNow = () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       // In a sandbox the Node process is at the end of the launch chain: kill it too, not only the chain's head.
       const worker = options.sandbox && child.pid ? (hostPid ?? nodeDescendant(child.pid)) : undefined;
@@ -176,7 +243,8 @@ export const processTier: Tier = {
         return hostPid ?? child.pid;
       },
       send(msg: ToWorker) {
-        if (child.connected) child.send(msg);
+        if (end && (msg.t === 'run' || msg.t === 'abort' || msg.t === 'ping')) end.channel.post(msg);
+        else if (child.connected) child.send(msg);
       },
       kill: killNow,
       stop(graceMs: number) {
@@ -185,11 +253,13 @@ export const processTier: Tier = {
         stopTimer.unref();
       },
       ref() {
+        end?.ref();
         child.ref();
         child.channel?.ref();
         (child.stderr as Socket | null)?.ref();
       },
       unref() {
+        end?.unref();
         child.unref();
         child.channel?.unref();
         (child.stderr as Socket | null)?.unref();

@@ -1,45 +1,106 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { type PoolRingEnd, threadRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerExit, WorkerHandle } from './tier.js';
 
 const entry = workerEntry('thread-entry');
 
-/** A `worker_threads` Worker per worker: its own V8 isolate and event loop, the caller's process. */
+/**
+ * A `worker_threads` Worker per worker: its own V8 isolate and event loop, the caller's process.
+ * Batches travel by `postMessage`, or with `channel: 'ring'` through two shared-memory rings (a
+ * batch that moves objects with a transfer list still goes by `postMessage`, which can move them).
+ */
 export const threadTier: Tier = {
   isolation: 'thread',
   spawn(options: SpawnOptions, events: WorkerEvents): WorkerHandle {
-    const worker = new Worker(entry, {
-      workerData: { handlers: options.handlers } satisfies WorkerData,
-      ...(options.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } } : {}),
-    });
-    let error: Pick<WorkerExit, 'error' | 'oom'> = { oom: false };
+    let exit: Pick<WorkerExit, 'error' | 'oom' | 'protocol'> = { oom: false };
+    let worker: Worker | undefined;
+    const ring: { setup?: WorkerData['ring']; end?: PoolRingEnd } = {};
+    if (options.channel === 'ring') {
+      const made = threadRing(
+        options.spinUs ?? 0,
+        () => worker?.postMessage({ t: 'bell' } satisfies ToWorker),
+        {
+          spinUs: options.spinUs ?? 0,
+          onMessage: (msg) => events.message(msg),
+          onBroken: (error) => {
+            exit = { ...exit, protocol: serializeError(error) };
+            void worker?.terminate();
+          },
+        },
+      );
+      ring.setup = made.setup;
+      ring.end = made.end;
+    }
+    try {
+      worker = new Worker(entry, {
+        workerData: {
+          handlers: options.handlers,
+          ...(ring.setup ? { ring: ring.setup } : {}),
+        } satisfies WorkerData,
+        ...(options.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } } : {}),
+      });
+    } catch (err) {
+      ring.end?.close();
+      throw err;
+    }
+    const w = worker;
+    const end = ring.end;
     let stopTimer: NodeJS.Timeout | undefined;
-    worker.on('message', (msg: FromWorker) => events.message(msg));
-    worker.on('error', (err) => {
-      const code = (err as { code?: string }).code;
-      error = { error: serializeError(err), oom: code === 'ERR_WORKER_OUT_OF_MEMORY' };
+    w.on('message', (msg: FromWorker) => {
+      if (msg.t === 'bell') end?.wake();
+      else events.message(msg);
     });
-    worker.once('exit', (exitCode) => {
+    w.on('error', (err) => {
+      const code = (err as { code?: string }).code;
+      exit = { ...exit, error: serializeError(err), oom: code === 'ERR_WORKER_OUT_OF_MEMORY' };
+    });
+    w.once('exit', (exitCode) => {
+      // Results the worker wrote just before it ended are read first, then the memory is let go.
+      end?.close();
       if (stopTimer) clearTimeout(stopTimer);
-      events.exit({ exitCode, signal: null, ...error });
+      events.exit({ exitCode, signal: null, ...exit });
     });
     return {
-      threadId: worker.threadId,
+      threadId: w.threadId,
       send(msg: ToWorker, transfer?: readonly TransferListItem[]) {
-        worker.postMessage(msg, transfer);
+        if (!end) return w.postMessage(msg, transfer);
+        switch (msg.t) {
+          case 'run':
+            // A ring can only copy: a batch that moves objects goes where they can be moved.
+            if (transfer?.length) w.postMessage(msg, transfer);
+            else end.channel.post(msg);
+            return;
+          case 'abort':
+            // The task may have gone either way, and an abort must not overtake it: send it both ways.
+            end.channel.post(msg);
+            w.postMessage(msg);
+            return;
+          case 'ping':
+            end.channel.post(msg);
+            return;
+          default:
+            w.postMessage(msg);
+        }
       },
       kill() {
-        void worker.terminate();
+        void w.terminate();
       },
       stop(graceMs: number) {
-        worker.postMessage({ t: 'close' } satisfies ToWorker);
-        stopTimer = setTimeout(() => void worker.terminate(), graceMs);
+        w.postMessage({ t: 'close' } satisfies ToWorker);
+        stopTimer = setTimeout(() => void w.terminate(), graceMs);
         stopTimer.unref();
       },
-      ref: () => worker.ref(),
-      unref: () => worker.unref(),
+      ref() {
+        w.ref();
+        end?.ref();
+      },
+      unref() {
+        w.unref();
+        end?.unref();
+      },
     };
   },
 };

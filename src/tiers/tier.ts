@@ -14,6 +14,8 @@ export interface WorkerExit {
   oom: boolean;
   /** A sandbox limit ended it. */
   limit?: 'memory' | 'cpu';
+  /** The worker broke the channel's protocol (corrupt shared memory, a malformed frame), and was killed for it. */
+  protocol?: SerializedError;
 }
 
 export interface WorkerEvents {
@@ -28,6 +30,10 @@ export interface SpawnOptions {
   maxHeapMb?: number;
   /** Process tier only: how to confine the worker. */
   sandbox?: WorkerSandbox;
+  /** Task and result batches over shared-memory rings instead of postMessage or IPC. */
+  channel?: 'message' | 'ring';
+  /** Ring channel: how long each side polls after activity before it sleeps (µs). */
+  spinUs?: number;
 }
 
 /** A sandbox as applied to one worker: the uid is already chosen. */

@@ -1,4 +1,5 @@
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { workerRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -28,11 +29,22 @@ process.on('uncaughtException', (err) => {
   }
 });
 
+let ring: ReturnType<typeof workerRing> | undefined;
 const runtime = new WorkerRuntime(
   (msg: FromWorker) => {
-    send(msg);
+    // Results and pongs take the ring; the rest (ready, start errors) the IPC channel.
+    if (ring && (msg.t === 'results' || msg.t === 'pong')) ring.channel.post(msg);
+    else send(msg);
   },
   () => process.exit(0),
 );
 process.on('message', (msg: ToWorker) => runtime.receive(msg));
-await runtime.load(data.handlers);
+let ringError: unknown;
+try {
+  if (data.ring) ring = workerRing(data.ring, (msg) => runtime.receive(msg), undefined);
+} catch (err) {
+  ringError = err;
+}
+// Without its ring this worker cannot serve: say why, and the pool stops it.
+if (ringError) send({ t: 'start-error', error: serializeError(ringError) } satisfies FromWorker);
+else await runtime.load(data.handlers);

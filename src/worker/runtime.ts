@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
+import type { TransferListItem } from 'node:worker_threads';
 import { encodeResults, type FromWorker, type TaskResult, type ToWorker } from '../channel/protocol.js';
 import { serializeError } from '../errors.js';
+import { unwrapMoved } from './move.js';
 
 /** What a handler receives besides its input. */
 export interface TaskContext {
@@ -48,12 +50,15 @@ export class WorkerRuntime {
   private handlerNames: string[] = [];
   private running = new Map<number, Context>();
   private outbox: TaskResult[] = [];
+  /** Objects to move with the outbox's results (`move()`), result by result; empty when none. */
+  private outboxTransfer: (readonly TransferListItem[] | undefined)[] = [];
   private outboxSince = 0;
   private flushScheduled = false;
   private readonly flushNow = () => this.flush();
 
   constructor(
-    private readonly post: (msg: FromWorker) => void,
+    /** Sends a message to the pool; `transfer` lists what to move rather than copy (results of `move()`). */
+    private readonly post: (msg: FromWorker, transfer?: readonly TransferListItem[]) => void,
     private readonly onClose: () => void,
   ) {}
 
@@ -90,6 +95,8 @@ export class WorkerRuntime {
       case 'close':
         this.onClose();
         return;
+      case 'bell':
+        return;
     }
   }
 
@@ -125,9 +132,10 @@ export class WorkerRuntime {
     }
   }
 
-  private succeed(id: number, value: unknown, s: number): void {
+  private succeed(id: number, result: unknown, s: number): void {
     this.running.delete(id);
-    this.complete({ id, ok: true, value, s });
+    const { value, transfer } = unwrapMoved(result);
+    this.complete({ id, ok: true, value, s }, transfer);
   }
 
   private fail(id: number, err: unknown, s: number): void {
@@ -135,9 +143,13 @@ export class WorkerRuntime {
     this.complete({ id, ok: false, kind: 'threw', error: serializeError(err), s });
   }
 
-  private complete(result: TaskResult): void {
+  private complete(result: TaskResult, transfer?: readonly TransferListItem[]): void {
     if (this.outbox.length === 0) this.outboxSince = performance.now();
     this.outbox.push(result);
+    if (transfer || this.outboxTransfer.length > 0) {
+      while (this.outboxTransfer.length < this.outbox.length - 1) this.outboxTransfer.push(undefined);
+      this.outboxTransfer.push(transfer);
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(this.flushNow);
@@ -148,18 +160,21 @@ export class WorkerRuntime {
     this.flushScheduled = false;
     if (this.outbox.length === 0) return;
     const results = this.outbox;
+    const transfers = this.outboxTransfer;
     this.outbox = [];
+    this.outboxTransfer = [];
+    const transfer = transfers.length > 0 ? transfers.flatMap((t) => t ?? []) : undefined;
     try {
-      this.post(encodeResults(results));
+      this.post(encodeResults(results), transfer);
     } catch {
       // One result could not be cloned: send them one by one so only that task fails.
-      for (const result of results) this.postOne(result);
+      for (const [i, result] of results.entries()) this.postOne(result, transfers[i]);
     }
   }
 
-  private postOne(result: TaskResult): void {
+  private postOne(result: TaskResult, transfer: readonly TransferListItem[] | undefined): void {
     try {
-      this.post(encodeResults([result]));
+      this.post(encodeResults([result]), transfer);
     } catch (err) {
       this.post(
         encodeResults([{ id: result.id, ok: false, kind: 'not-cloneable', error: serializeError(err) }]),

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { workerRing } from '../channel/ring-link.js';
 import { inheritTsxInThread } from './loaders.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -8,10 +9,25 @@ import { WorkerRuntime } from './runtime.js';
 const port = parentPort;
 if (!port) throw new Error('isolane: thread-entry must run in a worker thread');
 
+const data = workerData as WorkerData;
+const ring = data.ring
+  ? workerRing(
+      data.ring,
+      (msg) => runtime.receive(msg),
+      () => port.postMessage({ t: 'bell' } satisfies FromWorker),
+    )
+  : undefined;
 const runtime = new WorkerRuntime(
-  (msg: FromWorker) => port.postMessage(msg),
+  (msg: FromWorker, transfer) => {
+    // Results and pongs take the ring, unless they move objects (only postMessage can).
+    if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length) ring.channel.post(msg);
+    else port.postMessage(msg, transfer);
+  },
   () => process.exit(0),
 );
-port.on('message', (msg: ToWorker) => runtime.receive(msg));
+port.on('message', (msg: ToWorker) => {
+  if (msg.t === 'bell') ring?.wake();
+  else runtime.receive(msg);
+});
 await inheritTsxInThread(process.execArgv);
-await runtime.load((workerData as WorkerData).handlers);
+await runtime.load(data.handlers);
