@@ -9,6 +9,8 @@
 // - watch(fd, onRing): a uv_poll_t on the calling thread's own libuv loop; never blocks it. Rings that
 //   arrive before the callback runs coalesce into one call.
 // - waitSync(fd, timeoutMs): a blocking ppoll() for a worker's spin-then-sleep loop.
+// - yieldCpu(): sched_yield(), so that a side polling shared memory lets a peer on the same core run;
+//   currentCpu(): sched_getcpu(), so that it knows when it does.
 //
 // Every fd made here is close-on-exec: a child gets one only through an explicit stdio slot (libuv
 // dup2()s it there, which clears the flag on the child's copy), so it never leaks into the parent's
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <node.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -252,6 +255,12 @@ void WaitSync(const FunctionCallbackInfo<Value>& args) {
   }
 }
 
+// yieldCpu(): sched_yield(). A side polling for the other lets it run when both share a core.
+void YieldCpu(const FunctionCallbackInfo<Value>& /*args*/) { sched_yield(); }
+
+// currentCpu(): the CPU this thread runs on now (sched_getcpu, through the vDSO: tens of ns), or -1.
+void CurrentCpu(const FunctionCallbackInfo<Value>& args) { args.GetReturnValue().Set(sched_getcpu()); }
+
 // close(fd)
 void Close(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
@@ -417,6 +426,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   NODE_SET_METHOD(exports, "watch", StartWatch);
   NODE_SET_METHOD(exports, "waitSync", WaitSync);
   NODE_SET_METHOD(exports, "close", Close);
+  NODE_SET_METHOD(exports, "yieldCpu", YieldCpu);
+  NODE_SET_METHOD(exports, "currentCpu", CurrentCpu);
   (void)module;
   (void)context;
 }

@@ -43,6 +43,10 @@ export interface NativeShm {
   waitSync(fd: number, timeoutMs: number): boolean;
   /** Closes an fd made by `create` or `doorbell` (or inherited). Refuses an fd that has an open watch. */
   close(fd: number): void;
+  /** sched_yield(): lets another thread that is ready to run on this core run first. */
+  yieldCpu(): void;
+  /** The CPU this thread is running on now (sched_getcpu), or -1 if unknown. */
+  currentCpu(): number;
 }
 
 /** Where the addon is: `build/Release` at the package root, from src/channel or dist/src/channel. */

@@ -12,7 +12,7 @@
  * starts again as soon as a reply comes quicker than the polling window.
  */
 import { performance } from 'node:perf_hooks';
-import { CONSUMER_SLEEPING, type RingMemory, RingReader, RingWriter } from './ring.js';
+import { CONSUMER_SLEEPING, READER_CPU, type RingMemory, RingReader, RingWriter } from './ring.js';
 import { FrameEncoder } from './ring-codec.js';
 
 export interface RingChannelOptions<In> {
@@ -28,6 +28,12 @@ export interface RingChannelOptions<In> {
   onBroken: (error: Error) => void;
   /** How long to keep polling after activity, in microseconds; 0 polls only once, then sleeps. */
   spinUs: number;
+  /**
+   * Where this thread runs, and how to give the core away for a moment (sched_getcpu and
+   * sched_yield, native addon). With them, a side that polls in vain while the other side is on the
+   * same core yields to it: polling would otherwise keep it from running until the time slice ends.
+   */
+  cpu?: { current: () => number; yield: () => void };
 }
 
 /** Polls every spinning channel of this thread, once per turn of the event loop. */
@@ -128,12 +134,25 @@ export class RingChannel<In> {
       }
       if (this.writer.pendingBytes > 0) this.writer.flush();
       if (this.closed) return false;
-      if (now - this.lastActivity < this.spinMs || this.reader.hasData()) return true;
+      if (this.reader.hasData()) return true;
+      if (now - this.lastActivity < this.spinMs) {
+        this.yieldIfSharingCore();
+        return true;
+      }
       return !this.sleep();
     } catch (error) {
       this.broken(error as Error);
       return false;
     }
+  }
+
+  /** Publishes this side's CPU; yields when the other side last polled from the same one. */
+  private yieldIfSharingCore(): void {
+    const cpu = this.options.cpu;
+    if (!cpu) return;
+    const mine = cpu.current() + 1;
+    Atomics.store(this.options.incoming.header, READER_CPU, mine);
+    if (mine > 0 && Atomics.load(this.options.outgoing.header, READER_CPU) === mine) cpu.yield();
   }
 
   private spin(now: number): void {

@@ -14,6 +14,11 @@ import { decodeFromWorker, decodeToWorker } from './ring-codec.js';
 /** Bytes of each ring (one each way, per worker). Frames larger than this stream through. */
 export const RING_BYTES = 1 << 20;
 
+function cpuOps(): { cpu?: { current: () => number; yield: () => void } } {
+  const shm = nativeShm;
+  return shm ? { cpu: { current: shm.currentCpu, yield: shm.yieldCpu } } : {};
+}
+
 /** The fds a process worker finds its ring at (stdio slots after the IPC channel at 3). */
 const CHILD_FDS = { memory: 4, toWorker: 5, toPool: 6 } as const;
 
@@ -49,6 +54,7 @@ function poolEnd(
     onMessage: o.onMessage,
     onBroken: o.onBroken,
     spinUs: o.spinUs,
+    ...cpuOps(),
   });
   const watch = watchPool?.(() => channel.wake());
   let closed = false;
@@ -196,6 +202,7 @@ export function workerRing(
       });
     },
     spinUs: setup.spinUs,
+    ...cpuOps(),
   });
   watchWorker?.(() => channel.wake());
   return { channel, wake: () => channel.wake() };

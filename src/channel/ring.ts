@@ -20,6 +20,8 @@ export const WRITE = 0;
 export const READ = 1;
 export const CONSUMER_SLEEPING = 2;
 export const PRODUCER_WAITING = 3;
+/** The CPU the reader last polled from (+1; 0: unknown), so that a writer polling for its answer knows when they share a core. */
+export const READER_CPU = 4;
 export const HEADER_BYTES = 64; // a cache line of its own
 
 export interface RingMemory {

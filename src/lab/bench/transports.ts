@@ -303,16 +303,29 @@ function sabTransport(id: string, sleep: boolean, description: string): Transpor
 
 const POOL_HANDLERS = new URL('./pool-handlers.js', import.meta.url);
 
-function poolTransport(isolation: 'inline' | 'thread' | 'process'): Transport {
-  const id = `pool-${isolation}`;
+function poolTransport(
+  isolation: 'inline' | 'thread' | 'process',
+  channel: 'message' | 'ring' = 'message',
+): Transport {
+  const id = channel === 'ring' ? `pool-${isolation}-ring` : `pool-${isolation}`;
+  const over =
+    isolation === 'inline'
+      ? 'direct calls'
+      : channel === 'ring'
+        ? isolation === 'thread'
+          ? 'shared-memory rings'
+          : 'shared-memory rings over memfd (native addon)'
+        : isolation === 'thread'
+          ? 'postMessage'
+          : 'the IPC channel';
   return {
     id,
     kind: 'pool',
-    description: `isolane's own ${isolation} tier, end to end (pool.run of an echo handler)`,
+    description: `isolane's own ${isolation} tier over ${over}, end to end (pool.run of an echo handler)`,
     async measure(size, plan) {
       const cpus = cpusFor(plan);
       const input = size === '4k' ? { p: 'x'.repeat(4072) } : 1;
-      const sequential = createPool({ handlers: POOL_HANDLERS, isolation, workers: 1 });
+      const sequential = createPool({ handlers: POOL_HANDLERS, isolation, channel, workers: 1 });
       let rtt: TransportResult['rtt'];
       const idle: number[] = [];
       let cores: TransportResult['cores'];
@@ -342,11 +355,14 @@ function poolTransport(isolation: 'inline' | 'thread' | 'process'): Transport {
       }
       const oneWay: Throughput[] = [];
       for (const concurrency of [1, plan.batch]) {
-        const pool = createPool({ handlers: POOL_HANDLERS, isolation, workers: 1, concurrency });
+        const pool = createPool({ handlers: POOL_HANDLERS, isolation, channel, workers: 1, concurrency });
         try {
           await pool.ready();
           const pid = pool.stats().workers[0]!.pid;
+          // A worker thread starts with its creator's affinity (the caller's core): move it to the peer's.
+          const tid = isolation === 'thread' ? ((await pool.run('tid', null)) as number) : undefined;
           if (cpus && pid) pin(pid, cpus.peer, true);
+          if (cpus && tid) pin(tid, cpus.peer);
           const cpu0 = processCpuNs('self') + (pid ? processCpuNs(pid) : 0);
           const t0 = performance.now();
           const deadline = t0 + plan.streamMs;
@@ -421,7 +437,9 @@ export const TRANSPORTS: readonly Transport[] = [
   linkTransport('pipe', 'process', "the child's stdin/stdout pipes, newline-delimited JSON", pipeLink),
   poolTransport('inline'),
   poolTransport('thread'),
+  poolTransport('thread', 'ring'),
   poolTransport('process'),
+  poolTransport('process', 'ring'),
 ];
 
 export function restoreAffinity(): void {
