@@ -104,6 +104,21 @@ describe('channel and spinUs options', () => {
     }));
 });
 
+describe('an idle pool lets the process exit', () => {
+  for (const isolation of ['thread', 'process'] as const) {
+    for (const channel of ['message', 'ring'] as const) {
+      test(`${isolation} tier (${channel}): a script that never closes its pool still ends`, () => {
+        const script = fileURLToPath(new URL('./fixtures/idle-exit.js', import.meta.url));
+        const started = Date.now();
+        const child = spawnSync(process.execPath, [script, isolation, channel], { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(child.signal, null, `still running after ${Date.now() - started} ms: killed by the timeout`);
+        assert.equal(child.status, 0, child.stderr);
+        assert.deepEqual(JSON.parse(child.stdout), { results: [2, 3, 4], channel });
+      });
+    }
+  }
+});
+
 describe('without the native addon', () => {
   test("the process tier falls back to IPC with one warning for 'ring', silently for 'auto'", () => {
     const script = fileURLToPath(new URL('./fixtures/no-addon.js', import.meta.url));
