@@ -104,6 +104,37 @@ describe('channel and spinUs options', () => {
     }));
 });
 
+describe('many producers through the pool', () => {
+  for (const isolation of ['thread', 'process'] as const) {
+    test(`${isolation} ring: 40 concurrent producers with random pauses, both sides often asleep (bounded in time)`, () =>
+      withPool({ isolation, channel: 'ring', workers: 2, spinUs: 0 }, async (pool) => {
+        let seed = 7;
+        const random = () => {
+          seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+          return seed / 2 ** 32;
+        };
+        const deadline = Date.now() + 8_000;
+        let checked = 0;
+        const producer = async (p: number) => {
+          for (let i = 0; i < 150 && Date.now() < deadline; i++) {
+            const x = p * 1_000 + i;
+            // Some tasks one at a time, some in bursts; pauses let both sides fall asleep between them.
+            const burst = random() < 0.2 ? 20 : 1;
+            const out = await Promise.all(Array.from({ length: burst }, (_, k) => pool.run('inc', x * 100 + k)));
+            for (const [k, v] of out.entries()) assert.equal(v, x * 100 + k + 1);
+            checked += burst;
+            if (random() < 0.3) await new Promise((r) => setTimeout(r, random() * 2));
+          }
+        };
+        await Promise.all(Array.from({ length: 40 }, (_, p) => producer(p)));
+        assert.ok(checked > 1_000, `only ${checked} tasks checked`);
+        const stats = pool.stats();
+        assert.equal(stats.completed, checked);
+        assert.equal(stats.running + stats.queued, 0);
+      }));
+  }
+});
+
 describe('an idle pool lets the process exit', () => {
   for (const isolation of ['thread', 'process'] as const) {
     for (const channel of ['message', 'ring'] as const) {

@@ -107,36 +107,40 @@ const asRoot = process.getuid?.() === 0;
 describe('the sandbox, for real (needs root, as in CI)', {
   skip: asRoot ? false : 'not running as root',
 }, () => {
-  test('per-tenant uid, own namespaces, only allowlisted environment, no network', async () => {
-    process.env.ISOLANE_TEST_SECRET = 'do not leak';
-    const pool = createPool<typeof fixtures>({
-      handlers: HANDLERS,
-      isolation: 'process',
-      tenancy: 'dedicated',
-      sandbox: { uid: 'per-tenant', uidRange: [150_000, 150_099], namespaces: true, env: ['PATH'] },
-    });
-    try {
-      const a = await pool.run('identity', undefined, { tenant: 'a' });
-      const b = await pool.run('identity', undefined, { tenant: 'b' });
-      assert.equal(a.uid, 150_000);
-      assert.equal(a.gid, 150_000);
-      assert.equal(b.uid, 150_001);
-      assert.equal(a.pid, 1, 'its own pid namespace');
-      assert.deepEqual(a.env, ['PATH']);
-      assert.deepEqual(a.interfaces, [], 'a network namespace with no interface up');
-      // The host sees the real pids; stats report them.
-      const pids = pool.stats().workers.map((w) => w.pid);
-      assert.ok(pids.every((p) => typeof p === 'number' && p > 1));
-      const report = pool.describeIsolation();
-      for (const boundary of ['memory', 'environment', 'signals', 'network', 'crash'] as const) {
-        assert.equal(report.boundaries[boundary].holds, true, boundary);
+  for (const channel of ['message', 'ring'] as const) {
+    test(`per-tenant uid, own namespaces, only allowlisted environment, no network (${channel})`, async () => {
+      process.env.ISOLANE_TEST_SECRET = 'do not leak';
+      const pool = createPool<typeof fixtures>({
+        handlers: HANDLERS,
+        isolation: 'process',
+        channel,
+        tenancy: 'dedicated',
+        sandbox: { uid: 'per-tenant', uidRange: [150_000, 150_099], namespaces: true, env: ['PATH'] },
+      });
+      try {
+        assert.equal(pool.stats().channel, channel, 'the ring reaches through the launch chain');
+        const a = await pool.run('identity', undefined, { tenant: 'a' });
+        const b = await pool.run('identity', undefined, { tenant: 'b' });
+        assert.equal(a.uid, 150_000);
+        assert.equal(a.gid, 150_000);
+        assert.equal(b.uid, 150_001);
+        assert.equal(a.pid, 1, 'its own pid namespace');
+        assert.deepEqual(a.env, ['PATH']);
+        assert.deepEqual(a.interfaces, [], 'a network namespace with no interface up');
+        // The host sees the real pids; stats report them.
+        const pids = pool.stats().workers.map((w) => w.pid);
+        assert.ok(pids.every((p) => typeof p === 'number' && p > 1));
+        const report = pool.describeIsolation();
+        for (const boundary of ['memory', 'environment', 'signals', 'network', 'crash'] as const) {
+          assert.equal(report.boundaries[boundary].holds, true, boundary);
+        }
+        assert.equal(report.boundaries.resources.holds, false, 'no limits were set');
+      } finally {
+        delete process.env.ISOLANE_TEST_SECRET;
+        await pool.destroy();
       }
-      assert.equal(report.boundaries.resources.holds, false, 'no limits were set');
-    } finally {
-      delete process.env.ISOLANE_TEST_SECRET;
-      await pool.destroy();
-    }
-  });
+    });
+  }
 
   test('limits: memory beyond the cgroup and CPU beyond RLIMIT_CPU end the worker with cause limit', async () => {
     const pool = createPool<typeof fixtures>({
