@@ -34,6 +34,12 @@ export interface RingChannelOptions<In> {
    * same core yields to it: polling would otherwise keep it from running until the time slice ends.
    */
   cpu?: { current: () => number; yield: () => void };
+  /**
+   * Whether anything sent is still unanswered. Given, a side polls only while it is: the pool,
+   * which knows its tasks, stops polling as soon as every reply is in. A worker cannot know when
+   * the next task comes, so it polls for `spinUs` after its last activity.
+   */
+  awaitingReply?: () => boolean;
 }
 
 /** Polls every spinning channel of this thread, once per turn of the event loop. */
@@ -56,7 +62,7 @@ function schedule(): void {
 }
 
 /** Replies slower than this many polling windows (smoothed) stop the polling after a send. */
-const SLOW_REPLY_WINDOWS = 2;
+const SLOW_REPLY_WINDOWS = 10;
 
 export class RingChannel<In> {
   private readonly writer: RingWriter;
@@ -135,7 +141,7 @@ export class RingChannel<In> {
       if (this.writer.pendingBytes > 0) this.writer.flush();
       if (this.closed) return false;
       if (this.reader.hasData()) return true;
-      if (now - this.lastActivity < this.spinMs) {
+      if (now - this.lastActivity < this.spinMs && this.options.awaitingReply?.() !== false) {
         this.yieldIfSharingCore();
         return true;
       }

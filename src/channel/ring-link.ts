@@ -46,16 +46,31 @@ function poolEnd(
   release: () => void,
   o: PoolEndOptions,
 ): PoolRingEnd {
+  // Every task and ping sent over the ring gets exactly one result or pong back (unless the worker
+  // dies): while none is outstanding, there is nothing to poll for.
+  let outstanding = 0;
   const channel = new RingChannel<FromWorker>({
     outgoing: toWorker,
     incoming: toPool,
     ringPeer: ringWorker,
     decode: decodeFromWorker,
-    onMessage: o.onMessage,
+    onMessage: (msg) => {
+      if (msg.t === 'results') outstanding = Math.max(0, outstanding - msg.ids.length);
+      else if (msg.t === 'pong') outstanding = Math.max(0, outstanding - 1);
+      o.onMessage(msg);
+    },
     onBroken: o.onBroken,
     spinUs: o.spinUs,
+    awaitingReply: () => outstanding > 0,
     ...cpuOps(),
   });
+  const post = channel.post.bind(channel);
+  channel.post = (msg: unknown) => {
+    post(msg);
+    const m = msg as ToWorker;
+    if (m.t === 'run') outstanding += m.ids.length;
+    else if (m.t === 'ping') outstanding++;
+  };
   const watch = watchPool?.(() => channel.wake());
   let closed = false;
   return {
