@@ -120,7 +120,9 @@ describe('many producers through the pool', () => {
             const x = p * 1_000 + i;
             // Some tasks one at a time, some in bursts; pauses let both sides fall asleep between them.
             const burst = random() < 0.2 ? 20 : 1;
-            const out = await Promise.all(Array.from({ length: burst }, (_, k) => pool.run('inc', x * 100 + k)));
+            const out = await Promise.all(
+              Array.from({ length: burst }, (_, k) => pool.run('inc', x * 100 + k)),
+            );
             for (const [k, v] of out.entries()) assert.equal(v, x * 100 + k + 1);
             checked += burst;
             if (random() < 0.3) await new Promise((r) => setTimeout(r, random() * 2));
@@ -141,8 +143,15 @@ describe('an idle pool lets the process exit', () => {
       test(`${isolation} tier (${channel}): a script that never closes its pool still ends`, () => {
         const script = fileURLToPath(new URL('./fixtures/idle-exit.js', import.meta.url));
         const started = Date.now();
-        const child = spawnSync(process.execPath, [script, isolation, channel], { encoding: 'utf8', timeout: 30_000 });
-        assert.equal(child.signal, null, `still running after ${Date.now() - started} ms: killed by the timeout`);
+        const child = spawnSync(process.execPath, [script, isolation, channel], {
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+        assert.equal(
+          child.signal,
+          null,
+          `still running after ${Date.now() - started} ms: killed by the timeout`,
+        );
         assert.equal(child.status, 0, child.stderr);
         assert.deepEqual(JSON.parse(child.stdout), { results: [2, 3, 4], channel });
       });
