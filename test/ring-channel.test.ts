@@ -3,8 +3,10 @@ import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { nativeShm } from '../src/channel/native.js';
-import { encodeRun, type FromWorker, type ResultBatch } from '../src/channel/protocol.js';
-import { RingCorruptError } from '../src/channel/ring.js';
+import { encodeRun, type FromWorker, type ResultBatch, type ToWorker } from '../src/channel/protocol.js';
+import { CONSUMER_SLEEPING, createRing, RingCorruptError } from '../src/channel/ring.js';
+import { RingChannel } from '../src/channel/ring-channel.js';
+import { decodeFromWorker, decodeToWorker } from '../src/channel/ring-codec.js';
 import { type PoolRingEnd, threadRing } from '../src/channel/ring-link.js';
 import { openShmFds } from './fixtures/shm-peer.js';
 
@@ -150,6 +152,94 @@ describe('ring channel between threads', () => {
       assert.deepEqual(peer.results, []);
     } finally {
       await stop(peer);
+    }
+  });
+});
+
+describe('ring channel polling policy (both ends in one thread)', () => {
+  const pair = (awaiting: () => boolean, spinUs: number) => {
+    const aToB = createRing(64 + 4096);
+    const bToA = createRing(64 + 4096);
+    const rings = { a: 0, b: 0 };
+    const got: { a: unknown[]; b: unknown[] } = { a: [], b: [] };
+    let a: RingChannel<FromWorker> | undefined;
+    let b: RingChannel<ToWorker> | undefined;
+    a = new RingChannel<FromWorker>({
+      outgoing: aToB,
+      incoming: bToA,
+      ringPeer: () => {
+        rings.b++;
+        b?.wake();
+      },
+      decode: decodeFromWorker,
+      onMessage: (m) => got.a.push(m),
+      onBroken: (e) => assert.fail(e),
+      spinUs,
+      awaitingReply: awaiting,
+    });
+    b = new RingChannel<ToWorker>({
+      outgoing: bToA,
+      incoming: aToB,
+      ringPeer: () => {
+        rings.a++;
+        a?.wake();
+      },
+      decode: decodeToWorker,
+      onMessage: (m) => {
+        got.b.push(m);
+        if (m.t === 'ping') b!.post({ t: 'pong', seq: m.seq });
+      },
+      onBroken: (e) => assert.fail(e),
+      spinUs,
+    });
+    return { a, b, aToB, bToA, rings, got };
+  };
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  test('a side that awaits no reply sleeps at once; the other keeps polling for spinUs', async () => {
+    let outstanding = 0;
+    const { a, b, aToB, bToA, got } = pair(() => outstanding > 0, 200_000);
+    try {
+      outstanding = 1;
+      a.post({ t: 'ping', seq: 1 });
+      await turns(5);
+      assert.deepEqual(got.a, [{ t: 'pong', seq: 1 }]);
+      outstanding = 0;
+      await turns(3);
+      assert.equal(
+        Atomics.load(bToA.header, CONSUMER_SLEEPING),
+        1,
+        'the side with nothing outstanding sleeps',
+      );
+      assert.equal(
+        Atomics.load(aToB.header, CONSUMER_SLEEPING),
+        0,
+        'the other still polls within its window',
+      );
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  test('with spinUs 0 each message rings the sleeping side, and nothing is lost', async () => {
+    const { a, b, rings, got } = pair(() => true, 0);
+    try {
+      for (let i = 1; i <= 50; i++) {
+        a.post({ t: 'ping', seq: i });
+        await turns(2);
+      }
+      await turns(5);
+      assert.deepEqual(
+        got.a.map((m) => (m as { seq: number }).seq),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+      assert.ok(rings.b >= 50, `the worker side was rung ${rings.b} times for 50 messages`);
+    } finally {
+      a.close();
+      b.close();
     }
   });
 });

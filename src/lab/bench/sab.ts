@@ -22,6 +22,16 @@ export interface SabPeerData {
   slotBytes: number;
   sleep: boolean;
   phase: 'pingpong' | 'stream';
+  /** A peer that may outlive its caller (another process) gives up after this long. */
+  maxMs?: number;
+}
+
+export function ctrlBytes(): number {
+  return CTRL_INTS * 4;
+}
+
+export function dataBytes(size: Size): number {
+  return slotBytes(size) * Math.max(2, RING_SLOTS);
 }
 
 export function slotBytes(size: Size): number {
@@ -29,11 +39,10 @@ export function slotBytes(size: Size): number {
 }
 
 export function createSab(size: Size, sleep: boolean, phase: SabPeerData['phase']): SabPeerData {
-  const slot = slotBytes(size);
   return {
-    ctrl: new SharedArrayBuffer(CTRL_INTS * 4),
-    data: new SharedArrayBuffer(slot * Math.max(2, RING_SLOTS)),
-    slotBytes: slot,
+    ctrl: new SharedArrayBuffer(ctrlBytes()),
+    data: new SharedArrayBuffer(dataBytes(size)),
+    slotBytes: slotBytes(size),
     sleep,
     phase,
   };
@@ -44,11 +53,19 @@ export class SabPeer {
   private readonly ctrl: Int32Array;
   private readonly data: Uint8Array;
   private readonly local: Uint8Array;
+  private readonly deadline: number;
+  private spins = 0;
 
   constructor(private readonly d: SabPeerData) {
     this.ctrl = new Int32Array(d.ctrl);
     this.data = new Uint8Array(d.data);
     this.local = new Uint8Array(d.slotBytes);
+    this.deadline = d.maxMs === undefined ? Number.POSITIVE_INFINITY : performance.now() + d.maxMs;
+  }
+
+  /** Checked now and then while waiting: past the deadline, the caller is presumed gone. */
+  private expired(): boolean {
+    return (++this.spins & 0xfff) === 0 && performance.now() > this.deadline;
   }
 
   run(): void {
@@ -63,7 +80,7 @@ export class SabPeer {
     for (;;) {
       let seq = Atomics.load(ctrl, PING);
       while (seq === last) {
-        if (Atomics.load(ctrl, STOP)) return;
+        if (Atomics.load(ctrl, STOP) || this.expired()) return;
         if (this.d.sleep) Atomics.wait(ctrl, PING, last, 100);
         seq = Atomics.load(ctrl, PING);
       }
@@ -83,7 +100,7 @@ export class SabPeer {
     for (;;) {
       const head = Atomics.load(ctrl, HEAD);
       if (head === tail) {
-        if (Atomics.load(ctrl, END) && tail >= Atomics.load(ctrl, FINAL)) break;
+        if ((Atomics.load(ctrl, END) && tail >= Atomics.load(ctrl, FINAL)) || this.expired()) break;
         if (this.d.sleep) Atomics.wait(ctrl, HEAD, tail, 100);
         continue;
       }
@@ -99,6 +116,15 @@ export class SabPeer {
   }
 }
 
+/** How long the caller waits for a peer that stopped answering (it died) before it gives up. */
+const PEER_SILENCE_MS = 10_000;
+
+function giveUpIfSilent(since: number): void {
+  if (performance.now() - since > PEER_SILENCE_MS) {
+    throw new Error(`the shared-memory peer stopped answering for ${PEER_SILENCE_MS / 1000} s`);
+  }
+}
+
 /** The main side of the ping-pong cell. */
 export class SabPinger {
   private readonly ctrl: Int32Array;
@@ -106,6 +132,7 @@ export class SabPinger {
   private readonly message: Uint8Array;
   private readonly reply: Uint8Array;
   private seq = 0;
+  private since = performance.now();
 
   constructor(private readonly d: SabPeerData) {
     this.ctrl = new Int32Array(d.ctrl);
@@ -120,9 +147,12 @@ export class SabPinger {
     this.data.set(this.message, 0);
     Atomics.store(ctrl, PING, seq);
     if (d.sleep) Atomics.notify(ctrl, PING);
+    let spins = 0;
     for (let got = Atomics.load(ctrl, PONG); got !== seq; got = Atomics.load(ctrl, PONG)) {
       if (d.sleep) Atomics.wait(ctrl, PONG, got, 1_000);
+      if ((++spins & 0xffff) === 0) giveUpIfSilent(this.since);
     }
+    this.since = performance.now();
     this.reply.set(this.data.subarray(d.slotBytes, 2 * d.slotBytes));
   }
 
@@ -145,10 +175,12 @@ export function produce(
   const started = performance.now();
   const deadline = started + durationMs;
   let head = 0;
+  let spins = 0;
   for (;;) {
     if ((head & 1023) === 0 && performance.now() >= deadline) break;
     for (let tail = Atomics.load(ctrl, TAIL); head - tail >= RING_SLOTS; tail = Atomics.load(ctrl, TAIL)) {
       if (d.sleep) Atomics.wait(ctrl, TAIL, tail, 1_000);
+      if ((++spins & 0xffff) === 0) giveUpIfSilent(deadline);
     }
     data.set(message, (head % RING_SLOTS) * slot);
     head++;
@@ -161,8 +193,10 @@ export function produce(
   Atomics.store(ctrl, FINAL, head);
   Atomics.store(ctrl, END, 1);
   Atomics.notify(ctrl, HEAD);
+  const ended = performance.now();
   for (let tail = Atomics.load(ctrl, TAIL); tail < head; tail = Atomics.load(ctrl, TAIL)) {
     if (d.sleep) Atomics.wait(ctrl, TAIL, tail, 1_000);
+    if ((++spins & 0xffff) === 0) giveUpIfSilent(ended);
   }
   return { messages: head, elapsedMs: performance.now() - started };
 }

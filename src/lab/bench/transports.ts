@@ -1,8 +1,10 @@
 /** Every transport the communication-tax lab measures, behind one `measure` function each. */
+import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { nativeLoadError, nativeShm } from '../../channel/native.js';
 import { createPool } from '../../index.js';
 import { pin, unpin } from '../affinity.js';
 import { currentTid, lastCpu, processCpuNs } from '../cpu.js';
@@ -10,7 +12,7 @@ import { percentile } from '../math.js';
 import { ipcLink, type Link, pipeLink, postMessageLink, socketLink } from './links.js';
 import { linkIdleRoundTrips, linkRoundTrips, linkStream } from './measure.js';
 import { messageBytes, type Size } from './messages.js';
-import { createSab, produce, SabPinger } from './sab.js';
+import { createSab, ctrlBytes, dataBytes, produce, type SabPeerData, SabPinger, slotBytes } from './sab.js';
 
 export type TransportKind = 'in-thread' | 'thread' | 'process' | 'pool';
 export type CorePlacement = 'cross' | 'same' | 'free';
@@ -301,6 +303,114 @@ function sabTransport(id: string, sleep: boolean, description: string): Transpor
   };
 }
 
+const SHM_PEER = new URL('./peer-shm.js', import.meta.url);
+/** A shared-memory peer process gives up after this long, in case this process dies first. */
+const SHM_PEER_MAX_MS = 60_000;
+
+/**
+ * A child process sharing memory with this one (two memfds: the control cell and the data area),
+ * running the same busy-polling peer as the thread transport. Resolves once it is polling.
+ */
+async function shmPeer(size: Size, phase: SabPeerData['phase']) {
+  const shm = nativeShm;
+  if (!shm) throw new Error(`the native addon did not load: ${nativeLoadError?.message}`);
+  const ctrl = shm.create(ctrlBytes());
+  const data = shm.create(dataBytes(size));
+  const options = {
+    slotBytes: slotBytes(size),
+    phase,
+    ctrlBytes: ctrlBytes(),
+    dataBytes: dataBytes(size),
+    maxMs: SHM_PEER_MAX_MS,
+  };
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--test'));
+  const child = fork(SHM_PEER, [JSON.stringify(options)], {
+    execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc', ctrl.fd, data.fd],
+  });
+  shm.close(ctrl.fd);
+  shm.close(data.fd);
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = once(child, 'exit');
+      child.kill('SIGKILL');
+      await gone;
+    }
+  };
+  try {
+    const [{ pid }] = (await once(child, 'message')) as [{ pid: number }];
+    const cell: SabPeerData = {
+      ctrl: ctrl.buffer,
+      data: data.buffer,
+      slotBytes: slotBytes(size),
+      sleep: false,
+      phase,
+    };
+    return { cell, pid, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+const shmTransport: Transport = {
+  id: 'shm-poll',
+  kind: 'process',
+  description: 'shared memory between two processes (memfd mapped by both, native addon), both ends spin',
+  async measure(size, plan) {
+    const cpus = cpusFor(plan);
+    if (cpus) pin(mainTid, cpus.caller);
+    let rtt: TransportResult['rtt'];
+    const idle: number[] = [];
+    let cores: TransportResult['cores'];
+    const ping = await shmPeer(size, 'pingpong');
+    try {
+      if (cpus) pin(ping.pid, cpus.peer, true);
+      const pinger = new SabPinger(ping.cell);
+      blockedSamplesSync(() => pinger.roundTrip(), Math.min(100, plan.rttMs / 4));
+      const s = blockedSamplesSync(() => pinger.roundTrip(), plan.rttMs, 2_000);
+      rtt = summarize(s.samplesUs, s.block);
+      for (let i = 0; i < plan.idleCount; i++) {
+        await new Promise((r) => setTimeout(r, plan.idleGapMs));
+        const t0 = performance.now();
+        pinger.roundTrip();
+        idle.push((performance.now() - t0) * 1000);
+      }
+      cores = placement(plan, ping.pid);
+      pinger.stop();
+    } finally {
+      await ping.stop();
+    }
+    const oneWay: Throughput[] = [];
+    for (const batch of [1, plan.batch]) {
+      const peer = await shmPeer(size, 'stream');
+      try {
+        if (cpus) pin(peer.pid, cpus.peer, true);
+        const cpu0 = processCpuNs('self') + processCpuNs(peer.pid);
+        const r = produce(peer.cell, plan.streamMs, batch);
+        const cpuNs = processCpuNs('self') + processCpuNs(peer.pid) - cpu0;
+        oneWay.push({
+          batch,
+          messagesPerSec: r.messages / (r.elapsedMs / 1000),
+          cpuUsPerMessage: cpuNs / 1000 / r.messages,
+        });
+      } finally {
+        await peer.stop();
+      }
+    }
+    return {
+      transport: 'shm-poll',
+      kind: 'process',
+      size,
+      bytes: slotBytes(size),
+      rtt,
+      idleRtt: idle.length ? { p50Us: percentile(idle, 50), samples: idle.length } : null,
+      oneWay,
+      cores,
+    };
+  },
+};
+
 const POOL_HANDLERS = new URL('./pool-handlers.js', import.meta.url);
 
 function poolTransport(
@@ -435,6 +545,7 @@ export const TRANSPORTS: readonly Transport[] = [
     socketLink('tcp'),
   ),
   linkTransport('pipe', 'process', "the child's stdin/stdout pipes, newline-delimited JSON", pipeLink),
+  shmTransport,
   poolTransport('inline'),
   poolTransport('thread'),
   poolTransport('thread', 'ring'),
