@@ -1,9 +1,10 @@
 /** The two measures, the warm-up, and a guard against a pool that never answers. */
 import { performance, type RecordableHistogram } from 'node:perf_hooks';
 import type { Runner } from './contenders.js';
+import type { Workload } from './report.js';
 import { CPU_ITERATIONS, cpu } from './workload.cjs';
 
-export type Task = (input: number) => Promise<number>;
+export type Task<I = any> = (input: I) => Promise<unknown>;
 
 export interface SequentialResult {
   p50Us: number;
@@ -16,7 +17,14 @@ export interface ThroughputResult {
   tasksPerSec: number;
   /** Each round's rate, in the order they ran. */
   rounds: number[];
-  inFlight: number;
+  /** Tasks in flight; null for a one-way stream. */
+  inFlight: number | null;
+}
+
+/** One throughput measure: its rate, and every task it ran (those still in flight at the end too). */
+export interface ThroughputSample {
+  rate: number;
+  tasks: number;
 }
 
 /**
@@ -24,9 +32,9 @@ export interface ThroughputResult {
  * otherwise idle pool. Each latency is recorded in nanoseconds into `histogram`, so that the rounds
  * of a cell add up to one distribution. Returns the number of tasks run.
  */
-export async function sequential(
-  task: Task,
-  input: number,
+export async function sequential<I>(
+  task: Task<I>,
+  input: I,
   durationMs: number,
   histogram: RecordableHistogram,
 ): Promise<number> {
@@ -60,13 +68,20 @@ export function median(values: readonly number[]): number {
  * A closed loop with `inFlight` tasks outstanding: each completion submits the next task until
  * `durationMs` has passed. The rate (tasks per second) counts the completions inside that window;
  * the tasks still in flight at its end are awaited, not counted, so that the next measure starts
- * from an idle pool. The clock is read on each completion rather than by a timer, because with the
+ * from an idle pool (they do count in `tasks`, which the CPU time measured around the whole loop is
+ * divided by). The clock is read on each completion rather than by a timer, because with the
  * inline tier the whole loop can run in microtasks without ever yielding to the event loop.
  */
-export function throughput(task: Task, input: number, inFlight: number, durationMs: number): Promise<number> {
+export function throughput<I>(
+  task: Task<I>,
+  input: I,
+  inFlight: number,
+  durationMs: number,
+): Promise<ThroughputSample> {
   return new Promise((resolve, reject) => {
     let outstanding = 0;
     let completed = 0;
+    let drained = 0;
     let failed: unknown;
     let stoppedAt = 0;
     const start = performance.now();
@@ -74,7 +89,7 @@ export function throughput(task: Task, input: number, inFlight: number, duration
     const settle = () => {
       if (outstanding > 0) return;
       if (failed !== undefined) reject(failed);
-      else resolve(completed / ((stoppedAt - start) / 1000));
+      else resolve({ rate: completed / ((stoppedAt - start) / 1000), tasks: completed + drained });
     };
     const onError = (err: unknown) => {
       outstanding--;
@@ -93,6 +108,8 @@ export function throughput(task: Task, input: number, inFlight: number, duration
           outstanding++;
           task(input).then(onDone, onError);
         }
+      } else {
+        drained++;
       }
       settle();
     };
@@ -110,38 +127,86 @@ function check(what: string, got: unknown, expected: number): void {
   if (got !== expected) throw new Error(`${what} returned ${String(got)}, expected ${expected}`);
 }
 
-export interface WarmUpPlan {
-  tinySequential: number;
-  tinyBurst: number;
-  tinyBursts: number;
-  cpuSequential: number;
-  /** CPU tasks per worker in the burst. */
-  cpuBurstPerWorker: number;
+/** A payload of `bytes` bytes with a pattern that an echo must bring back. */
+export function payload(bytes: number): Uint8Array {
+  const data = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) data[i] = (i * 31 + 7) & 0xff;
+  return data;
 }
 
-/**
- * Exercises both workloads and both ways of submitting, on every worker, before anything is
- * measured (lets the JIT compile both sides and every worker finish starting), and checks the answers.
- */
-export async function warmUp(runner: Runner, workers: number, plan: WarmUpPlan): Promise<void> {
-  for (let i = 0; i < plan.tinySequential; i++) check('tiny', await runner.tiny(i), i + 1);
-  for (let b = 0; b < plan.tinyBursts; b++) {
-    const burst = Array.from({ length: plan.tinyBurst }, (_, i) => runner.tiny(i));
-    const results = await Promise.all(burst);
-    for (const [i, r] of results.entries()) check('tiny', r, i + 1);
+function describeValue(value: unknown): string {
+  if (value instanceof Uint8Array) return `a Uint8Array of ${value.length} bytes`;
+  if (value === null || typeof value !== 'object') return String(value);
+  if (value.constructor === Object && '0' in value) {
+    return `a plain object with ${Object.keys(value).length} keys (what JSON makes of a Uint8Array)`;
   }
-  for (let i = 0; i < plan.cpuSequential; i++) check('cpu', await runner.cpu(CPU_ITERATIONS), CPU_EXPECTED);
-  const cpuBurst = Array.from({ length: plan.cpuBurstPerWorker * workers }, () => runner.cpu(CPU_ITERATIONS));
-  for (const r of await Promise.all(cpuBurst)) check('cpu', r, CPU_EXPECTED);
+  return `an object (${value.constructor?.name ?? 'no prototype'})`;
+}
+
+/** The echo of `sent` must be a Uint8Array of the same bytes (sampled: first, middle, last). */
+function checkBytes(what: string, got: unknown, sent: Uint8Array): void {
+  const n = sent.length;
+  const same =
+    got instanceof Uint8Array && got.length === n && [0, n >> 1, n - 1].every((i) => got[i] === sent[i]);
+  if (!same) {
+    throw new Error(`${what} returned ${describeValue(got)}, expected a Uint8Array of the ${n} bytes sent`);
+  }
+}
+
+/** A workload's task, the input it is measured with, and how to check an answer. */
+export interface WorkloadTask<I = any> {
+  task: Task<I>;
+  input: I;
+  /** The warm-up's i-th input, if it varies (so that an answer to another task would show). */
+  vary?: (i: number) => I;
+  check(got: unknown, sent: I): void;
+}
+
+export function workloadTasks(
+  runner: Runner,
+  payloads: Record<'4k' | '1m', Uint8Array>,
+): Record<Workload, WorkloadTask> {
+  const bytes = (w: '4k' | '1m'): WorkloadTask<Uint8Array> => ({
+    task: runner.bytes,
+    input: payloads[w],
+    check: (got, sent) => checkBytes(`echoBytes(${w})`, got, sent),
+  });
+  return {
+    tiny: { task: runner.tiny, input: 41, vary: (i) => i, check: (got, x) => check('tiny', got, x + 1) },
+    cpu: { task: runner.cpu, input: CPU_ITERATIONS, check: (got) => check('cpu', got, CPU_EXPECTED) },
+    '4k': bytes('4k'),
+    '1m': bytes('1m'),
+  };
+}
+
+export interface WarmUpStep {
+  sequential: number;
+  /** Tasks per worker in each burst. */
+  burstPerWorker: number;
+  bursts: number;
+}
+
+export type WarmUpPlan = Record<Workload, WarmUpStep>;
+
+/**
+ * Exercises one workload both ways of submitting, on every worker, before anything is measured
+ * (lets the JIT compile both sides and every worker finish starting), and checks the answers.
+ */
+export async function warmUp<I>(w: WorkloadTask<I>, workers: number, step: WarmUpStep): Promise<void> {
+  const input = (i: number) => (w.vary ? w.vary(i) : w.input);
+  for (let i = 0; i < step.sequential; i++) w.check(await w.task(input(i)), input(i));
+  for (let b = 0; b < step.bursts; b++) {
+    const burst = Array.from({ length: step.burstPerWorker * workers }, (_, i) => w.task(input(i)));
+    for (const [i, r] of (await Promise.all(burst)).entries()) w.check(r, input(i));
+  }
 }
 
 /**
- * A short re-warm before each round of a pool, since other pools ran in between: wakes its workers
- * and brings its code paths back into the caches.
+ * A short re-warm of one workload before it is measured, since other pools ran in between: wakes
+ * the workers and brings the code paths back into the caches.
  */
-export async function touch(runner: Runner): Promise<void> {
-  for (let i = 0; i < 100; i++) check('tiny', await runner.tiny(i), i + 1);
-  check('cpu', await runner.cpu(CPU_ITERATIONS), CPU_EXPECTED);
+export async function touch<I>(w: WorkloadTask<I>, times: number): Promise<void> {
+  for (let i = 0; i < times; i++) w.check(await w.task(w.input), w.input);
 }
 
 /** The median time of the CPU task in this thread, in milliseconds. */
@@ -172,4 +237,15 @@ export function guard<T>(promise: Promise<T>, ms: number, what: string, failed?:
   });
   const racers = failed ? [promise, timeout, failed] : [promise, timeout];
   return Promise.race(racers).finally(() => clearTimeout(timer));
+}
+
+/** A promise to reject when a pool reports trouble; it is raced against every step of the benchmark. */
+export function failureSignal(): { failed: Promise<never>; fail: (err: unknown) => void } {
+  let fail: (err: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  // Observed through races; a rejection while no race is running must not count as unhandled.
+  failed.catch(() => {});
+  return { failed, fail };
 }

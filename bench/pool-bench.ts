@@ -3,40 +3,47 @@
  *
  * A pool is started for every contender at each pool size (1 worker, os.availableParallelism()
  * workers) and warmed up; then a few rounds visit the pools in turn (one busy at a time), each pool
- * running both workloads sequentially (round-trip latency) and with many tasks in flight
- * (throughput); then every pool is closed. No assertion is made on any time: this is a benchmark,
- * not a test.
+ * running each of its workloads sequentially (round-trip latency) and with many tasks in flight
+ * (throughput, and the CPU time it costs on both sides); then every pool is closed. Raw baselines
+ * (postMessage and IPC with no pool around them) run alongside, for the bar at the end. No
+ * assertion is made on any time: this is a benchmark, not a test.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CONTENDERS, type Contender, type Runner } from './contenders.js';
+import { CONTENDERS, type Contender, type Runner, type Streamer } from './contenders.js';
+import { CPU_TIME_AVAILABLE, type CpuSnapshot, childPids, cpuSince, cpuSnapshot } from './cpu-time.js';
 import {
   cpuTaskMs,
   guard,
   median,
+  payload,
   sequential,
   summarize,
-  type Task,
+  TimeoutError,
   throughput,
   touch,
   type WarmUpPlan,
+  type WorkloadTask,
   warmUp,
+  workloadTasks,
 } from './measure.js';
 import {
+  BAR_ROWS,
+  computeBar,
   computeRatios,
   type LifecycleRow,
   type Machine,
+  PAYLOAD_BYTES,
   type Report,
   type ResultRow,
   renderHeader,
   renderTables,
   rounded,
   type Settings,
-  WORKLOADS,
   type Workload,
 } from './report.js';
 import { CPU_ITERATIONS } from './workload.cjs';
@@ -49,41 +56,54 @@ const QUICK_ROUNDS = 1;
 const USAGE = `usage: npm run bench -- [options]
        node dist/bench/pool-bench.js [options]
 
-Runs a tiny task (x => x + 1) and a ~1 ms CPU task on isolane (inline, thread, process) and on
-Piscina, Tinypool, workerpool and Poolifier, with 1 worker and with os.availableParallelism()
-workers; measures the sequential round trip (p50, p99) and the throughput with many tasks in flight.
+Runs a tiny task (x => x + 1), a ~1 ms CPU task, and a 4 KiB and a 1 MiB payload echoed back, on
+isolane (inline; thread and process, over rings and over messages) and on Piscina, Tinypool,
+workerpool and Poolifier, with 1 worker and with os.availableParallelism() workers; measures the
+sequential round trip (p50, p99), the throughput with many tasks in flight, and the CPU time per
+task on both sides. Raw postMessage and IPC baselines run alongside; the bar at the end compares.
 
 A cell is one contender, workload and pool size; it has two measures (sequential, throughput).
 
 options:
-  --duration <ms>  time per measure of each cell, split evenly over the rounds (default ${DEFAULT_DURATION_MS})
+  --duration <ms>  time per measure of each cell, split evenly over the rounds (default ${DEFAULT_DURATION_MS});
+                   the 1 MiB payload's measures get half of it (see the header)
   --rounds <n>     rounds, each visiting every pool in turn, from 1 to 20 (default ${DEFAULT_ROUNDS})
   --quick          a smoke test: --duration ${QUICK_DURATION_MS} --rounds ${QUICK_ROUNDS} unless given
   --json           print the results as JSON instead of tables
   --only <text>    run only the contenders whose name contains <text> (e.g. 'piscina', 'process');
-                   the isolane rows they are compared with run too
+                   the isolane rows they are compared with run too, and the raw baselines of their
+                   tier that the bar reads
   -h, --help       print this help and exit`;
 
 /**
  * Tasks kept in flight for the throughput measure. For the CPU task a few per worker are enough to
- * keep every worker busy, and a small window drains fast at the end of each measure.
+ * keep every worker busy, and a small window drains fast at the end of each measure; the 1 MiB
+ * payload is held on both sides of every task in flight, so few of them.
  */
-const IN_FLIGHT: Record<Workload, number> = { tiny: 1_000, cpu: 32 };
+const IN_FLIGHT: Record<Workload, number> = { tiny: 1_000, cpu: 32, '4k': 256, '1m': 8 };
+/**
+ * The share of --duration each workload's measures get. The 1 MiB one gets less, which keeps the
+ * whole run within a few minutes (each round visits some thirty pools); even so, each of its
+ * measures runs a few hundred tasks.
+ */
+const MEASURE_SHARE: Record<Workload, number> = { tiny: 1, cpu: 1, '4k': 1, '1m': 0.5 };
 const WARM_UP: WarmUpPlan = {
-  tinySequential: 300,
-  tinyBurst: 1_000,
-  tinyBursts: 2,
-  cpuSequential: 20,
-  cpuBurstPerWorker: 10,
+  tiny: { sequential: 300, burstPerWorker: 500, bursts: 2 },
+  cpu: { sequential: 20, burstPerWorker: 10, bursts: 1 },
+  '4k': { sequential: 100, burstPerWorker: 128, bursts: 1 },
+  '1m': { sequential: 5, burstPerWorker: 4, bursts: 1 },
 };
 /** --quick: still a few hundred tasks of each kind, but less of everything. */
 const QUICK_WARM_UP: WarmUpPlan = {
-  tinySequential: 200,
-  tinyBurst: 1_000,
-  tinyBursts: 1,
-  cpuSequential: 10,
-  cpuBurstPerWorker: 5,
+  tiny: { sequential: 200, burstPerWorker: 500, bursts: 1 },
+  cpu: { sequential: 10, burstPerWorker: 5, bursts: 1 },
+  '4k': { sequential: 50, burstPerWorker: 128, bursts: 1 },
+  '1m': { sequential: 3, burstPerWorker: 4, bursts: 1 },
 };
+/** Tasks of the short re-warm before each workload's measures in each round. */
+const TOUCH: Record<Workload, number> = { tiny: 100, cpu: 1, '4k': 20, '1m': 2 };
+/** The one-way stream's warm-up, and its re-warm before each measure. */
+const STREAM_WARM_UP_MS = { full: 100, quick: 50, touch: 10 };
 /** A pool that takes longer than this to start or stop is reported as failed. */
 const LIFECYCLE_TIMEOUT_MS = 30_000;
 /** How long the process may stay alive after the last pool was closed before it is reported as stuck. */
@@ -136,8 +156,11 @@ function parseOptions(argv: string[]): Options | 'help' {
         `--only '${values.only}' matches no contender; they are: ${CONTENDERS.map((c) => c.name).join(', ')}`,
       );
     }
-    const bases = CONTENDERS.filter((c) => c.baseline && picked.some((p) => p.tier === c.tier));
-    contenders = CONTENDERS.filter((c) => picked.includes(c) || bases.includes(c));
+    const tiers = new Set(picked.map((p) => p.tier));
+    const pulled = CONTENDERS.filter(
+      (c) => tiers.has(c.tier) && (c.baseline || (c.library === 'raw' && BAR_ROWS.has(c.id))),
+    );
+    contenders = CONTENDERS.filter((c) => picked.includes(c) || pulled.includes(c));
   }
   const warmUp = values.quick ? QUICK_WARM_UP : WARM_UP;
   return { json: values.json, quick: values.quick, durationMs, rounds, warmUp, contenders };
@@ -212,87 +235,182 @@ function progress(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
+/** One workload of one pool: what its measures gathered, or why it failed. */
+interface Cell {
+  histogram: RecordableHistogram;
+  rates: number[];
+  /** Summed over the throughput measures; undefined where CPU time cannot be read. */
+  cpu: { totalNs: number; callerNs: number; tasks: number } | undefined;
+  error: string | undefined;
+}
+
+type Handle =
+  | { kind: 'pool'; runner: Runner; tasks: Record<Workload, WorkloadTask> }
+  | { kind: 'stream'; streamer: Streamer };
+
 /** One pool (one contender at one pool size), from start to close. */
 interface Live {
   contender: Contender;
   workers: number;
-  runner: Runner | undefined;
+  handle: Handle | undefined;
+  /** Set when the pool reported trouble of its own (not a task's): then the whole pool fails. */
+  troubled: boolean;
   startMs: number | null;
   closeMs: number | null;
+  /** Why the whole pool failed; a cell's own failure is in the cell. */
   error: string | undefined;
-  cells: Record<Workload, { histogram: RecordableHistogram; rates: number[] }>;
+  /** Only the workloads it runs. */
+  cells: Partial<Record<Workload, Cell>>;
 }
 
-/** Starts a pool and warms it up; on failure the pool is marked failed (and stopped, if it started). */
+/** The workloads a contender runs: a one-way stream is measured under the tiny task. */
+function workloadsOf(c: Contender): readonly Workload[] {
+  return c.kind === 'pool' ? c.workloads : ['tiny'];
+}
+
+function failedSignal(handle: Handle): Promise<never> {
+  return handle.kind === 'pool' ? handle.runner.failed : handle.streamer.failed;
+}
+
+/**
+ * Starts a pool and warms up each of its workloads. If the pool fails to start or to answer its
+ * first task, it is marked failed (and stopped, if it started); if a workload's warm-up fails, only
+ * that cell is.
+ */
 async function startPool(c: Contender, workers: number, options: Options): Promise<Live> {
   const live: Live = {
     contender: c,
     workers,
-    runner: undefined,
+    handle: undefined,
+    troubled: false,
     startMs: null,
     closeMs: null,
     error: undefined,
-    cells: {
-      tiny: { histogram: createHistogram(), rates: [] },
-      cpu: { histogram: createHistogram(), rates: [] },
-    },
+    cells: Object.fromEntries(
+      workloadsOf(c).map((w) => [
+        w,
+        { histogram: createHistogram(), rates: [], cpu: undefined, error: undefined } satisfies Cell,
+      ]),
+    ),
+  };
+  const adopt = (handle: Handle) => {
+    live.handle = handle;
+    failedSignal(handle).catch(() => {
+      live.troubled = true;
+    });
   };
   try {
     const t0 = performance.now();
-    const runner = await guard(c.start(workers), LIFECYCLE_TIMEOUT_MS, 'starting the pool');
-    live.runner = runner;
-    const first = await guard(runner.tiny(41), LIFECYCLE_TIMEOUT_MS, 'the first task', runner.failed);
-    live.startMs = performance.now() - t0;
-    if (first !== 42) throw new Error(`tiny(41) returned ${String(first)}, expected 42`);
-    await guard(warmUp(runner, workers, options.warmUp), LIFECYCLE_TIMEOUT_MS, 'the warm-up', runner.failed);
+    if (c.kind === 'pool') {
+      const runner = await guard(c.start(workers), LIFECYCLE_TIMEOUT_MS, 'starting the pool');
+      // Allocated once per pool; the pools that copy it send this one every time.
+      const payloads = { '4k': payload(PAYLOAD_BYTES['4k']), '1m': payload(PAYLOAD_BYTES['1m']) };
+      adopt({ kind: 'pool', runner, tasks: workloadTasks(runner, payloads) });
+      const first = await guard(runner.tiny(41), LIFECYCLE_TIMEOUT_MS, 'the first task', runner.failed);
+      live.startMs = performance.now() - t0;
+      if (first !== 42) throw new Error(`tiny(41) returned ${String(first)}, expected 42`);
+    } else {
+      const streamer = await guard(c.start(workers), LIFECYCLE_TIMEOUT_MS, 'starting the workers');
+      adopt({ kind: 'stream', streamer });
+      await guard(streamer.stream(0), LIFECYCLE_TIMEOUT_MS, 'the first message', streamer.failed);
+      live.startMs = performance.now() - t0;
+    }
   } catch (err) {
     await failPool(live, err);
+    return live;
+  }
+  for (const workload of workloadsOf(c)) {
+    await inCell(live, workload, (handle) => {
+      if (handle.kind === 'stream') {
+        return handle.streamer.stream(options.quick ? STREAM_WARM_UP_MS.quick : STREAM_WARM_UP_MS.full);
+      }
+      return warmUp(handle.tasks[workload], workers, options.warmUp[workload]);
+    });
   }
   return live;
 }
 
-/** One round of every measure of this pool: `sliceMs` for each. */
-async function measureRound(live: Live, sliceMs: number): Promise<void> {
-  const runner = live.runner;
-  if (!runner || live.error) return;
-  // Generous: a measure takes `sliceMs` plus draining what is still in flight.
-  const limit = 10 * sliceMs + 30_000;
-  const tasks: Record<Workload, [Task, number]> = {
-    tiny: [runner.tiny, 41],
-    cpu: [runner.cpu, CPU_ITERATIONS],
-  };
+/**
+ * Runs one step of one cell, guarded. A failure fails the cell only, unless the pool is in trouble
+ * (it reported an error of its own, or a step did not finish in time: tasks may be stuck): then
+ * the whole pool fails and is stopped.
+ */
+async function inCell(
+  live: Live,
+  workload: Workload,
+  step: (handle: Handle) => Promise<unknown>,
+  limitMs = LIFECYCLE_TIMEOUT_MS,
+  what = 'the warm-up',
+): Promise<void> {
+  const cell = live.cells[workload];
+  const handle = live.handle;
+  if (!cell || cell.error || !handle || live.error) return;
   try {
-    await guard(touch(runner), limit, 'the re-warm', runner.failed);
-    for (const workload of WORKLOADS) {
-      const [task, input] = tasks[workload];
-      const cell = live.cells[workload];
-      await guard(
-        sequential(task, input, sliceMs, cell.histogram),
-        limit,
-        `${workload}: sequential`,
-        runner.failed,
-      );
-      cell.rates.push(
-        await guard(
-          throughput(task, input, IN_FLIGHT[workload], sliceMs),
-          limit,
-          `${workload}: throughput`,
-          runner.failed,
-        ),
-      );
-    }
+    await guard(step(handle), limitMs, `${workload}: ${what}`, failedSignal(handle));
   } catch (err) {
-    await failPool(live, err);
+    if (live.troubled || err instanceof TimeoutError) {
+      await failPool(live, err);
+    } else {
+      cell.error = describe(err);
+      progress(`  ${live.contender.name}, ${workersLabel(live.workers)}, ${workload}: FAILED: ${cell.error}`);
+    }
+  }
+}
+
+/** Adds the CPU time spent since `before` to the cell's, for `tasks` more tasks. */
+function addCpu(cell: Cell, before: CpuSnapshot | undefined, tasks: number): void {
+  const spent = cpuSince(before);
+  if (!spent) return;
+  cell.cpu ??= { totalNs: 0, callerNs: 0, tasks: 0 };
+  cell.cpu.totalNs += spent.totalNs;
+  cell.cpu.callerNs += spent.callerNs;
+  cell.cpu.tasks += tasks;
+}
+
+/** One workload's measures in one round: a re-warm, then `sliceMs` sequential and `sliceMs` throughput. */
+async function measureCell(live: Live, workload: Workload, handle: Handle, sliceMs: number): Promise<void> {
+  const cell = live.cells[workload]!;
+  if (handle.kind === 'stream') {
+    await handle.streamer.stream(STREAM_WARM_UP_MS.touch);
+    const before = cpuSnapshot();
+    const round = await handle.streamer.stream(sliceMs);
+    addCpu(cell, before, round.messages);
+    cell.rates.push(round.messages / round.seconds);
+    return;
+  }
+  const w = handle.tasks[workload];
+  await touch(w, TOUCH[workload]);
+  await sequential(w.task, w.input, sliceMs, cell.histogram);
+  const before = cpuSnapshot();
+  const sample = await throughput(w.task, w.input, IN_FLIGHT[workload], sliceMs);
+  addCpu(cell, before, sample.tasks);
+  cell.rates.push(sample.rate);
+}
+
+/** One round of every measure of this pool. */
+async function measureRound(live: Live, durationMs: number, rounds: number): Promise<void> {
+  for (const workload of workloadsOf(live.contender)) {
+    const sliceMs = Math.max(1, Math.round((durationMs * MEASURE_SHARE[workload]) / rounds));
+    // Generous: the measures take 2 × `sliceMs` plus the re-warm and draining what is in flight.
+    const limit = 20 * sliceMs + 30_000;
+    await inCell(
+      live,
+      workload,
+      (handle) => measureCell(live, workload, handle, sliceMs),
+      limit,
+      'measuring',
+    );
   }
 }
 
 async function closePool(live: Live, force: boolean): Promise<void> {
-  const runner = live.runner;
-  if (!runner) return;
-  live.runner = undefined;
+  const handle = live.handle;
+  if (!handle) return;
+  live.handle = undefined;
   const t0 = performance.now();
   try {
-    await guard(runner.close(force), LIFECYCLE_TIMEOUT_MS, 'closing the pool');
+    const close = handle.kind === 'pool' ? handle.runner.close(force) : handle.streamer.close(force);
+    await guard(close, LIFECYCLE_TIMEOUT_MS, 'closing the pool');
     if (!force) live.closeMs = performance.now() - t0;
   } catch (err) {
     live.error = live.error ? `${live.error}; then ${describe(err)}` : describe(err);
@@ -308,21 +426,35 @@ async function failPool(live: Live, err: unknown): Promise<void> {
 
 function results(live: Live): ResultRow[] {
   const c = live.contender;
-  return WORKLOADS.map((workload) => {
-    const cell = live.cells[workload];
-    const ok = live.error === undefined && cell.rates.length > 0;
+  return workloadsOf(c).map((workload) => {
+    const cell = live.cells[workload]!;
+    const error = live.error ?? cell.error;
+    const ok = error === undefined && cell.rates.length > 0;
+    const cpu = ok && cell.cpu && cell.cpu.tasks > 0 ? cell.cpu : undefined;
     return {
       contender: c.name,
       id: c.id,
       library: c.library,
       tier: c.tier,
+      kind: c.kind,
       workload,
       workers: live.workers,
-      sequential: ok ? summarize(cell.histogram) : null,
+      sequential: ok && c.kind === 'pool' ? summarize(cell.histogram) : null,
       throughput: ok
-        ? { tasksPerSec: median(cell.rates), rounds: cell.rates, inFlight: IN_FLIGHT[workload] }
+        ? {
+            tasksPerSec: median(cell.rates),
+            rounds: cell.rates,
+            inFlight: c.kind === 'pool' ? IN_FLIGHT[workload] : null,
+          }
         : null,
-      ...(live.error ? { error: live.error } : {}),
+      cpu: cpu
+        ? {
+            totalUsPerTask: cpu.totalNs / cpu.tasks / 1000,
+            callerUsPerTask: cpu.callerNs / cpu.tasks / 1000,
+            tasks: cpu.tasks,
+          }
+        : null,
+      ...(error ? { error } : {}),
     };
   });
 }
@@ -361,23 +493,6 @@ function cpuTicks(): { steal: number; total: number } | undefined {
   }
 }
 
-/** Live child processes of this process (Linux; elsewhere the check is skipped). */
-function childPids(): number[] | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === process.pid && fields[0] !== 'Z') pids.push(Number(entry));
-    } catch {
-      // it ended while we looked
-    }
-  }
-  return pids;
-}
-
 /** Waits a moment for stopped workers to be reaped, then reports any child process still alive. */
 async function checkNoChildren(): Promise<boolean> {
   for (let i = 0; i < 20; i++) {
@@ -412,8 +527,11 @@ async function main(argv: string[]): Promise<number> {
     rounds: options.rounds,
     workerCounts,
     inFlight: IN_FLIGHT,
+    measureShare: MEASURE_SHARE,
+    payloadBytes: PAYLOAD_BYTES,
     cpuIterations: CPU_ITERATIONS,
     cpuTaskMs: cpuTaskMs(),
+    cpuTime: CPU_TIME_AVAILABLE,
     warmUp: options.warmUp,
   };
   const head = { machine: machine(), versions: versions(), settings };
@@ -432,7 +550,6 @@ async function main(argv: string[]): Promise<number> {
   const lifecycle: LifecycleRow[] = [];
   const began = performance.now();
   const ticks0 = cpuTicks();
-  const sliceMs = Math.max(1, Math.round(options.durationMs / options.rounds));
   // Every pool (every contender at every size) is started and warmed up first. Then each round
   // visits the pools in turn, one busy at a time while the others sit idle (an idle pool costs no
   // CPU), from a different starting point each round, so that a slow spell of the machine is shared
@@ -446,7 +563,7 @@ async function main(argv: string[]): Promise<number> {
   for (let round = 0; round < options.rounds; round++) {
     const t1 = performance.now();
     for (const l of rotate(live, Math.round((round * live.length) / options.rounds))) {
-      await measureRound(l, sliceMs);
+      await measureRound(l, options.durationMs, options.rounds);
     }
     progress(`round ${round + 1}/${options.rounds} (${seconds(t1)})`);
   }
@@ -470,13 +587,17 @@ async function main(argv: string[]): Promise<number> {
     run,
     results: rows,
     ratios: computeRatios(options.contenders, rows),
+    bar: computeBar(rows, workerCounts),
     lifecycle,
   };
   if (options.json) process.stdout.write(`${JSON.stringify(rounded(report), null, 2)}\n`);
   else process.stdout.write(`${renderTables(report, options.contenders)}\n`);
 
   const clean = await checkNoChildren();
-  return lifecycle.some((l) => l.error) || !clean ? 1 : 0;
+  // A peer may fail a workload it was not made for (binary payloads over a JSON channel): that is
+  // reported, and is not the benchmark's failure; an isolane or raw row failing anything is.
+  const ownFailed = rows.some((r) => r.error && (r.library === 'isolane' || r.library === 'raw'));
+  return lifecycle.some((l) => l.error) || ownFailed || !clean ? 1 : 0;
 }
 
 process.exitCode = await main(process.argv.slice(2));

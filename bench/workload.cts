@@ -1,5 +1,5 @@
 /**
- * The two workloads of the benchmark. Every contender's worker module imports these same functions,
+ * The task functions of the benchmark's workloads. Every contender's worker module imports these same functions,
  * so every pool runs exactly the same code and only the pool around it differs.
  *
  * CommonJS (it compiles to workload.cjs) so that the one worker that has to be CommonJS, Poolifier's
@@ -24,4 +24,12 @@ function cpu(iterations: number): number {
   return sum;
 }
 
-export = { CPU_ITERATIONS, tiny, cpu };
+/**
+ * The payload tasks (4 KiB, 1 MiB): the bytes come back as they arrived, so that the payload
+ * travels both ways and the handler itself costs nothing.
+ */
+function echoBytes(bytes: Uint8Array): Uint8Array {
+  return bytes;
+}
+
+export = { CPU_ITERATIONS, tiny, cpu, echoBytes };

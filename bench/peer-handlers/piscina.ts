@@ -2,5 +2,5 @@
 // The default export is what Piscina preloads when the worker starts.
 import { tiny } from '../workload.cjs';
 
-export { cpu, tiny } from '../workload.cjs';
+export { cpu, echoBytes, tiny } from '../workload.cjs';
 export default tiny;

@@ -9,6 +9,10 @@ import poolifier = require('poolifier');
 import workload = require('../workload.cjs');
 
 // Poolifier types a task's input as optional (`data?: Data`); these tasks always get one.
-const tasks = { tiny: workload.tiny, cpu: workload.cpu } as poolifier.TaskFunctions<number, number>;
+const tasks = {
+  tiny: workload.tiny,
+  cpu: workload.cpu,
+  echoBytes: workload.echoBytes,
+} as poolifier.TaskFunctions<unknown, unknown>;
 
-export = new poolifier.ClusterWorker<number, number>(tasks);
+export = new poolifier.ClusterWorker<unknown, unknown>(tasks);

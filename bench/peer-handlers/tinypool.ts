@@ -2,5 +2,5 @@
 // task with `run(input, { name })`. The default export is what Tinypool preloads when a worker starts.
 import { tiny } from '../workload.cjs';
 
-export { cpu, tiny } from '../workload.cjs';
+export { cpu, echoBytes, tiny } from '../workload.cjs';
 export default tiny;
