@@ -281,6 +281,13 @@ for (const { isolation, channel, label } of TIER_CASES) {
     }
 
     if (isolation === 'thread') {
+      test('a SharedArrayBuffer in an input is shared with the worker, whatever the channel', () =>
+        withPool({ isolation, channel }, async (pool) => {
+          const sab = new SharedArrayBuffer(8);
+          assert.equal(await pool.run('writeShared', sab), 1);
+          assert.equal(Atomics.load(new Int32Array(sab), 0), 42);
+        }));
+
       test('transfer moves an ArrayBuffer instead of copying it', () =>
         withPool({ isolation, channel }, async (pool) => {
           const buf = new ArrayBuffer(1024);
@@ -313,6 +320,25 @@ for (const { isolation, channel, label } of TIER_CASES) {
           const text = 'é'.repeat(size / 2);
           assert.equal(await pool.run('echo', text), text);
         }
+      }));
+
+    test('typed-array views arrive as the level delivers them, whatever the channel', () =>
+      withPool({ isolation, channel, workers: 1 }, async (pool) => {
+        const partial = new Uint32Array(new ArrayBuffer(64), 8, 4).fill(9);
+        const shape = await pool.run('viewShape', partial);
+        assert.equal(shape.type, 'Uint32Array');
+        assert.deepEqual(shape.values, [9, 9, 9, 9]);
+        if (isolation === 'process') {
+          // Node's IPC hands a view into the message it came in; the ring, a buffer of the view's own.
+          if (channel === 'ring') assert.deepEqual([shape.byteOffset, shape.bufferBytes], [0, 16]);
+        } else {
+          // A structured clone (thread) carries the whole buffer; inline passes the object itself.
+          assert.deepEqual([shape.byteOffset, shape.bufferBytes], [8, 64]);
+        }
+        const buffer = await pool.run('viewShape', Buffer.from([1, 2, 3]));
+        // A Buffer stays a Buffer inline and between processes; postMessage makes it a Uint8Array.
+        assert.equal(buffer.isBuffer, isolation !== 'thread');
+        assert.deepEqual(buffer.values, [1, 2, 3]);
       }));
 
     test('stats() names the level and reports every worker', () =>

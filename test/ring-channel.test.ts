@@ -79,9 +79,7 @@ describe('ring channel between threads', () => {
               2_000,
             ).unref();
           });
-          peer.end.channel.post(
-            encodeRun([{ id: rounds, name: 'echo', input: rounds * 2, attempt: 1 }], NAMES),
-          );
+          peer.end.post(encodeRun([{ id: rounds, name: 'echo', input: rounds * 2, attempt: 1 }], NAMES));
           const batch = await reply;
           assert.equal(batch.ids[0], rounds);
           assert.equal(batch.values[0], rounds * 2);
@@ -109,7 +107,7 @@ describe('ring channel between threads', () => {
       });
       const big = 'y'.repeat(1_500_000); // larger than one ring: it streams through both ways
       for (let i = 0; i < total; i++) {
-        peer.end.channel.post(
+        peer.end.post(
           encodeRun([{ id: i, name: 'echo', input: i % 500 === 7 ? big : i, attempt: 1 }], NAMES),
         );
       }
@@ -131,7 +129,7 @@ describe('ring channel between threads', () => {
 
   test('a peer that dies mid-frame: the whole frames before it arrive, the half-written one is dropped', async () => {
     const peer = await startPeer('die-mid-frame', DOORBELLS[0]!, 50);
-    peer.end.channel.post(encodeRun([{ id: 5, name: 'echo', input: 'before', attempt: 1 }], NAMES));
+    peer.end.post(encodeRun([{ id: 5, name: 'echo', input: 'before', attempt: 1 }], NAMES));
     const [code] = await peer.exited;
     assert.equal(code, 3);
     peer.end.close(); // reads what is left, as the thread tier does on exit
@@ -144,7 +142,7 @@ describe('ring channel between threads', () => {
   test('a peer that corrupts the ring is reported as broken, and the channel stops reading', async () => {
     const peer = await startPeer('corrupt', 'port', 0);
     try {
-      peer.end.channel.post(encodeRun([{ id: 1, name: 'echo', input: 1, attempt: 1 }], NAMES));
+      peer.end.post(encodeRun([{ id: 1, name: 'echo', input: 1, attempt: 1 }], NAMES));
       const deadline = Date.now() + 5_000;
       while (peer.broken.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       assert.equal(peer.broken.length, 1);

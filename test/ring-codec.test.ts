@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { NotRingCloneable } from '../src/channel/clone.js';
 import { encodeResults, encodeRun, type ResultBatch, type RunBatch } from '../src/channel/protocol.js';
 import { decodeFromWorker, decodeToWorker, FrameEncoder, FrameError } from '../src/channel/ring-codec.js';
 
@@ -59,6 +60,70 @@ describe('ring codec', () => {
     assert.deepEqual(decoded.inputs, structuredClone(batch.inputs));
     assert.ok(Object.is(decoded.inputs[1], -0), '-0 stays -0');
     assert.ok(!(1 in (decoded.inputs[22] as unknown[])), 'the hole stays a hole');
+  });
+
+  test('byte arrays travel raw, large ones without a copy into the frame, each with a buffer of its own', () => {
+    for (const mode of ['exact', 'bytes'] as const) {
+      const encoder = new FrameEncoder(mode);
+      const big = new Uint8Array(100_000).map((_, i) => i & 0xff);
+      const small = Uint8Array.of(1, 2, 3);
+      const inputs = [
+        big,
+        small,
+        new Uint8Array(0),
+        new Float64Array([1.5, -0]),
+        new DataView(new ArrayBuffer(4)),
+      ];
+      assert.ok(
+        encoder.encodeSegments(runBatchOf(inputs)).includes(big),
+        'the large array is a piece of its own',
+      );
+      const decoded = (decodeToWorker(encoder.encode(runBatchOf(inputs))) as RunBatch)
+        .inputs as ArrayBufferView[];
+      assert.deepEqual(decoded, inputs, mode);
+      for (const view of decoded) {
+        assert.equal(view.byteOffset, 0);
+        assert.equal(
+          view.buffer.byteLength,
+          view.byteLength,
+          `${mode}: a buffer of its own, exactly its size`,
+        );
+      }
+      assert.notEqual(decoded[0]!.buffer, big.buffer);
+    }
+  });
+
+  test("between threads ('exact'), views arrive as postMessage delivers them, or the ring declines", () => {
+    const encoder = new FrameEncoder('exact');
+    // A Buffer arrives as a Uint8Array, as from postMessage.
+    const [buffer] = (decodeToWorker(encoder.encode(runBatchOf([Buffer.alloc(9, 1)]))) as RunBatch).inputs;
+    assert.equal((buffer as object).constructor, Uint8Array);
+    assert.deepEqual(buffer, new Uint8Array(9).fill(1));
+    // A structured clone of a partial view carries its whole buffer; the ring cannot: it declines.
+    const partial = new Uint8Array(new ArrayBuffer(64), 8, 16);
+    assert.throws(() => encoder.encode(runBatchOf([{ nested: partial }])), NotRingCloneable);
+    assert.throws(() => encoder.encode(runBatchOf([partial])), NotRingCloneable);
+    assert.throws(
+      () => encoder.encode(runBatchOf([new Int32Array(new SharedArrayBuffer(8))])),
+      NotRingCloneable,
+    );
+  });
+
+  test("between processes ('bytes'), views arrive as Node's IPC delivers them", () => {
+    const encoder = new FrameEncoder('bytes');
+    const partial = new Uint16Array(new ArrayBuffer(64), 8, 4).fill(7);
+    const [buffer, view] = (
+      decodeToWorker(encoder.encode(runBatchOf([Buffer.from('node buffer'), partial]))) as RunBatch
+    ).inputs as [Buffer, Uint16Array];
+    assert.ok(Buffer.isBuffer(buffer));
+    assert.equal(buffer.toString(), 'node buffer');
+    assert.equal(view.constructor, Uint16Array);
+    assert.deepEqual([...view], [7, 7, 7, 7]);
+    assert.equal(view.buffer.byteLength, 8, 'only its own bytes, in a buffer of its own');
+    assert.throws(
+      () => encoder.encode(runBatchOf([new Int32Array(new SharedArrayBuffer(8))])),
+      NotRingCloneable,
+    );
   });
 
   test('results, failures included, round-trip', () => {

@@ -12,6 +12,7 @@
  * starts again as soon as a reply comes quicker than the polling window.
  */
 import { performance } from 'node:perf_hooks';
+import type { ViewMode } from './clone.js';
 import { CONSUMER_SLEEPING, READER_CPU, type RingMemory, RingReader, RingWriter } from './ring.js';
 import { FrameEncoder } from './ring-codec.js';
 
@@ -40,6 +41,8 @@ export interface RingChannelOptions<In> {
    * the next task comes, so it polls for `spinUs` after its last activity.
    */
   awaitingReply?: () => boolean;
+  /** How typed arrays must arrive: as postMessage (`'exact'`) or Node's IPC (`'bytes'`) delivers them. */
+  views?: ViewMode;
 }
 
 /** Polls every spinning channel of this thread, once per turn of the event loop. */
@@ -61,13 +64,20 @@ function schedule(): void {
   setImmediate(pollAll);
 }
 
+/**
+ * Frames handled per turn of the event loop. One: what a frame sets off (promises settled, the
+ * tasks they submit, the batch those make) goes out before the next frame is read, so that the two
+ * sides overlap instead of taking turns, one reading everything while the other waits.
+ */
+const FRAMES_PER_TURN = 1;
+
 /** Replies slower than this many polling windows (smoothed) stop the polling after a send. */
 const SLOW_REPLY_WINDOWS = 10;
 
 export class RingChannel<In> {
   private readonly writer: RingWriter;
   private readonly reader: RingReader;
-  private readonly encoder = new FrameEncoder();
+  private readonly encoder: FrameEncoder;
   private readonly spinMs: number;
   private lastActivity = 0;
   private closed = false;
@@ -78,25 +88,36 @@ export class RingChannel<In> {
 
   constructor(private readonly options: RingChannelOptions<In>) {
     this.spinMs = options.spinUs / 1000;
+    this.encoder = new FrameEncoder(options.views ?? 'exact');
     this.writer = new RingWriter(options.outgoing, options.ringPeer);
     this.reader = new RingReader(options.incoming, (frame) => this.deliver(frame), options.ringPeer);
     // Start asleep: the flag is up, so the first frame the other side writes rings the doorbell.
     this.sleep();
   }
 
-  /** Sends a message. Throws, like postMessage, if a value cannot be cloned; then nothing was sent. */
-  post(msg: unknown): void {
-    if (this.closed) return;
-    const frame = this.encoder.encode(msg as never);
+  /**
+   * Sends a message, unless its frame would be larger than `maxBytes`: then nothing is sent and
+   * the answer is false (the caller may have a better way for it). Throws, like postMessage, if a
+   * value cannot be cloned; then nothing was sent.
+   */
+  post(msg: unknown, maxBytes = Number.POSITIVE_INFINITY): boolean {
+    if (this.closed) return true;
+    const frame = this.encoder.encodeSegments(msg as never);
+    if (maxBytes !== Number.POSITIVE_INFINITY) {
+      let bytes = 0;
+      for (const piece of frame) bytes += piece.length;
+      if (bytes > maxBytes) return false;
+    }
     try {
-      this.writer.send(frame);
+      this.writer.sendv(frame);
     } catch (error) {
       this.broken(error as Error);
-      return;
+      return true;
     }
     const now = performance.now();
     this.sentAt ??= now;
     if (this.replyMs < SLOW_REPLY_WINDOWS * this.spinMs) this.spin(now);
+    return true;
   }
 
   /** The doorbell rang: read what came, write what waited for space, and poll for a while. */
@@ -135,7 +156,7 @@ export class RingChannel<In> {
     if (this.closed) return false;
     try {
       if (this.reader.hasData()) {
-        this.reader.drain();
+        this.reader.drain(FRAMES_PER_TURN);
         this.lastActivity = now;
       }
       if (this.writer.pendingBytes > 0) this.writer.flush();

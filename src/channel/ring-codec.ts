@@ -8,7 +8,7 @@
  * Decoding treats a frame as untrusted (it may come from a sandboxed tenant's process): every read is
  * bounds-checked and a malformed frame throws FrameError, never reads past the frame.
  */
-import { deserialize, serialize } from 'node:v8';
+import { cloneFromBytes, cloneToBytes, ownsWholeBuffer, type ViewMode } from './clone.js';
 import type { FromWorker, ResultBatch, RunBatch, ToWorker } from './protocol.js';
 
 /** A frame that cannot be a message of this protocol. */
@@ -35,21 +35,59 @@ enum Tag {
   String = 6,
   /** The next value of the frame's V8-serialized tail. */
   Cloned = 7,
+  /** A plain Uint8Array (see isPlainBytes): its bytes, raw. */
+  Bytes = 8,
+}
+
+/** Byte arrays at least this large are written from where they are, not copied into the frame first. */
+const SEGMENT_MIN_BYTES = 16 * 1024;
+
+/**
+ * Whether a value can travel as raw bytes and arrive as the message channel would deliver it: a
+ * Uint8Array (not a subclass such as Buffer) over plain memory; between threads, only one that owns
+ * its whole buffer (a structured clone of a partial view would carry the whole buffer).
+ */
+function isPlainBytes(v: object, mode: ViewMode): v is Uint8Array {
+  if (v.constructor !== Uint8Array) return false;
+  const bytes = v as Uint8Array;
+  return mode === 'exact' ? ownsWholeBuffer(bytes) : bytes.buffer instanceof ArrayBuffer;
 }
 
 const INITIAL_BYTES = 64 * 1024;
 
-/** Writes messages into a reusable buffer; each result is valid until the next call. */
+/**
+ * Writes messages into a reusable buffer; each result is valid until the next call. `views` says
+ * how typed arrays must arrive (see clone.ts): as postMessage (`'exact'`, between threads) or as
+ * Node's IPC (`'bytes'`, between processes) delivers them.
+ */
 export class FrameEncoder {
+  constructor(private readonly views: ViewMode = 'exact') {}
+
   private bytes = Buffer.allocUnsafe(INITIAL_BYTES);
   private view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.length);
   private at = 0;
   private cloned: unknown[] = [];
+  /** The frame so far, in pieces: parts of the buffer, and large byte arrays where they are. */
+  private segments: Uint8Array[] = [];
+  /** Where the buffer's current piece starts. */
+  private segmentStart = 0;
 
-  /** Throws (as postMessage would) when a value cannot be cloned. */
+  /** One frame in one piece (a copy of the pieces if there are several). */
   encode(msg: ToWorker | FromWorker): Uint8Array {
+    const segments = this.encodeSegments(msg);
+    if (segments.length === 1) return segments[0]!;
+    return Buffer.concat(segments);
+  }
+
+  /**
+   * One frame as the pieces it is made of, in order, to be written one after the other; valid until
+   * the next call. Throws (as postMessage would) when a value cannot be cloned.
+   */
+  encodeSegments(msg: ToWorker | FromWorker): readonly Uint8Array[] {
     this.at = 0;
     this.cloned.length = 0;
+    this.segments = [];
+    this.segmentStart = 0;
     switch (msg.t) {
       case 'run':
         this.run(msg);
@@ -75,14 +113,25 @@ export class FrameEncoder {
       default:
         throw new TypeError(`isolane: '${msg.t}' messages do not travel over the ring`);
     }
+    this.closeSegment();
     if (this.cloned.length > 0) {
-      const tail = serialize(this.cloned);
+      this.segments.push(cloneToBytes(this.cloned, this.views));
       this.cloned.length = 0;
-      this.reserve(tail.length);
-      this.bytes.set(tail, this.at);
-      this.at += tail.length;
     }
-    return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset, this.at);
+    return this.segments;
+  }
+
+  private closeSegment(): void {
+    if (this.at > this.segmentStart) {
+      this.segments.push(
+        new Uint8Array(
+          this.bytes.buffer,
+          this.bytes.byteOffset + this.segmentStart,
+          this.at - this.segmentStart,
+        ),
+      );
+    }
+    this.segmentStart = this.at;
   }
 
   private run(batch: RunBatch): void {
@@ -147,6 +196,19 @@ export class FrameEncoder {
           this.u8(Tag.Null);
           return;
         }
+        if (typeof v === 'object' && isPlainBytes(v, this.views)) {
+          this.u8(Tag.Bytes);
+          this.u32(v.byteLength);
+          if (v.byteLength >= SEGMENT_MIN_BYTES) {
+            this.closeSegment();
+            this.segments.push(v);
+          } else {
+            this.reserve(v.byteLength);
+            this.bytes.set(v, this.at);
+            this.at += v.byteLength;
+          }
+          return;
+        }
         this.u8(Tag.Cloned);
         this.cloned.push(v);
     }
@@ -171,7 +233,8 @@ export class FrameEncoder {
     let size = this.bytes.length * 2;
     while (size < this.at + n) size *= 2;
     const grown = Buffer.allocUnsafe(size);
-    this.bytes.copy(grown, 0, 0, this.at);
+    // Pieces already closed keep pointing into the old buffer; the open one is carried over.
+    this.bytes.copy(grown, this.segmentStart, this.segmentStart, this.at);
     this.bytes = grown;
     this.view = new DataView(grown.buffer, grown.byteOffset, grown.length);
   }
@@ -262,6 +325,15 @@ class FrameReader {
       case Tag.Cloned:
         this.pending.push({ into, index });
         return;
+      case Tag.Bytes: {
+        const length = this.u32();
+        this.need(length);
+        // A copy with an ArrayBuffer of its own, as a structured clone makes.
+        const start = this.bytes.byteOffset + this.at;
+        into[index] = new Uint8Array(this.bytes.buffer.slice(start, start + length));
+        this.at += length;
+        return;
+      }
       default:
         throw new FrameError(`unknown value tag ${tag}`);
     }
@@ -276,7 +348,7 @@ class FrameReader {
     }
     let cloned: unknown;
     try {
-      cloned = deserialize(this.bytes.subarray(this.at));
+      cloned = cloneFromBytes(this.bytes.subarray(this.at));
     } catch (err) {
       throw new FrameError(`the cloned values do not deserialize: ${(err as Error).message}`);
     }

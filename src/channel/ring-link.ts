@@ -5,25 +5,33 @@
  * event loop (native addon); between threads without the addon, a message on the worker's port.
  */
 
+import type { ViewMode } from './clone.js';
 import { type DoorbellWatch, type NativeShm, nativeShm } from './native.js';
 import type { FromWorker, RingSetup, ToWorker } from './protocol.js';
-import { createRing, type RingMemory, ringOver } from './ring.js';
+import { createRing, HEADER_BYTES, type RingMemory, ringOver } from './ring.js';
 import { RingChannel } from './ring-channel.js';
 import { decodeFromWorker, decodeToWorker } from './ring-codec.js';
 
-/** Bytes of each ring (one each way, per worker). Frames larger than this stream through. */
-export const RING_BYTES = 1 << 20;
+/** Bytes of each ring (one each way, per worker): a header and 1 MiB of data. Larger frames stream through. */
+export const RING_BYTES = HEADER_BYTES + (1 << 20);
 
 function cpuOps(): { cpu?: { current: () => number; yield: () => void } } {
   const shm = nativeShm;
   return shm ? { cpu: { current: shm.currentCpu, yield: shm.yieldCpu } } : {};
 }
 
+/**
+ * Frames larger than this go by the message channel (postMessage, IPC) instead: for large payloads
+ * it copies in fewer passes and allocates less, and the ring's edge, no wake-up, matters little.
+ */
+export const LARGE_FRAME_BYTES = 256 * 1024;
+
 /** The fds a process worker finds its ring at (stdio slots after the IPC channel at 3). */
 const CHILD_FDS = { memory: 4, toWorker: 5, toPool: 6 } as const;
 
 export interface PoolRingEnd {
-  channel: RingChannel<FromWorker>;
+  /** As RingChannel.post: false (nothing sent) when the frame would be larger than `maxBytes`. */
+  post(msg: ToWorker, maxBytes?: number): boolean;
   /** The doorbell rang over the port (threads without the addon). */
   wake(): void;
   ref(): void;
@@ -44,6 +52,7 @@ function poolEnd(
   ringWorker: () => void,
   watchPool: ((onRing: () => void) => DoorbellWatch) | undefined,
   release: () => void,
+  views: ViewMode,
   o: PoolEndOptions,
 ): PoolRingEnd {
   // Every task and ping sent over the ring gets exactly one result or pong back (unless the worker
@@ -62,19 +71,18 @@ function poolEnd(
     onBroken: o.onBroken,
     spinUs: o.spinUs,
     awaitingReply: () => outstanding > 0,
+    views,
     ...cpuOps(),
   });
-  const post = channel.post.bind(channel);
-  channel.post = (msg: unknown) => {
-    post(msg);
-    const m = msg as ToWorker;
-    if (m.t === 'run') outstanding += m.ids.length;
-    else if (m.t === 'ping') outstanding++;
-  };
   const watch = watchPool?.(() => channel.wake());
   let closed = false;
   return {
-    channel,
+    post(msg, maxBytes) {
+      if (!channel.post(msg, maxBytes)) return false;
+      if (msg.t === 'run') outstanding += msg.ids.length;
+      else if (msg.t === 'ping') outstanding++;
+      return true;
+    },
     wake: () => channel.wake(),
     ref: () => watch?.ref(),
     unref: () => watch?.unref(),
@@ -123,6 +131,7 @@ export function threadRing(
       shm!.close(bells.toWorker);
       shm!.close(bells.toPool);
     },
+    'exact',
     o,
   );
   return { setup, end };
@@ -159,6 +168,7 @@ export function processRing(
       shm.close(toWorkerBell);
       shm.close(toPoolBell);
     },
+    'bytes',
     o,
   );
   return {
@@ -217,6 +227,7 @@ export function workerRing(
       });
     },
     spinUs: setup.spinUs,
+    views: setup.kind === 'thread' ? 'exact' : 'bytes',
     ...cpuOps(),
   });
   watchWorker?.(() => channel.wake());

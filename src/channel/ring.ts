@@ -84,18 +84,32 @@ export class RingWriter {
    * `frame` as soon as this returns. True when nothing is left pending.
    */
   send(frame: Uint8Array): boolean {
-    this.prefixView.setUint32(0, frame.length, true);
-    if (this.pending.length > 0) {
-      this.pending.push(copyOf(this.prefix), copyOf(frame));
-      return this.flush();
+    return this.sendv([frame]);
+  }
+
+  /** Writes one frame given as pieces, one after the other (no copy to join them). As `send`. */
+  sendv(pieces: readonly Uint8Array[]): boolean {
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    this.prefixView.setUint32(0, length, true);
+    let i = -1; // the prefix, then each piece
+    let wrote = 0;
+    const queued = this.pending.length > 0; // then this frame goes after what waits
+    if (!queued) {
+      for (; i < pieces.length; i++) {
+        const chunk = i < 0 ? this.prefix : pieces[i]!;
+        wrote = this.put(chunk, 0);
+        if (wrote < chunk.length) break;
+        wrote = 0;
+      }
     }
-    let wrote = this.put(this.prefix, 0);
-    if (wrote < 4) {
-      this.pending.push(copyOf(this.prefix, wrote), copyOf(frame));
-    } else {
-      wrote = this.put(frame, 0);
-      if (wrote < frame.length) this.pending.push(copyOf(frame, wrote));
+    // What did not fit waits, copied.
+    for (; i < pieces.length; i++) {
+      const chunk = i < 0 ? this.prefix : pieces[i]!;
+      if (wrote < chunk.length) this.pending.push(copyOf(chunk, wrote));
+      wrote = 0;
     }
+    if (queued) return this.flush();
     this.wakeIfSleeping();
     return this.pending.length === 0;
   }
@@ -160,8 +174,8 @@ export class RingWriter {
   }
 }
 
-/** Largest first allocation for a frame: a longer one grows as its bytes arrive. */
-const FIRST_CHUNK_BYTES = 1 << 20;
+/** A frame of up to this many bytes is allocated whole when it begins; a longer one grows as its bytes arrive. */
+const FIRST_CHUNK_BYTES = 16 << 20;
 
 export class RingReader {
   private read: number;
@@ -195,24 +209,25 @@ export class RingReader {
   }
 
   /**
-   * Reads what there is, handing each complete frame to `onFrame`, up to about two rings' worth of
-   * bytes (call again while `hasData()`). Returns the frames read.
+   * Reads what there is, handing each complete frame to `onFrame`: at most `maxFrames` frames and
+   * about two rings' worth of bytes (call again while `hasData()`). Returns the frames read.
    */
-  drain(): number {
+  drain(maxFrames = Number.POSITIVE_INFINITY): number {
     const { header, data } = this.ring;
     const capacity = data.length;
     let frames = 0;
-    for (let pass = 0; pass < 2; pass++) {
+    for (let pass = 0; pass < 2 && frames < maxFrames; pass++) {
       const write = u32(Atomics.load(header, WRITE));
       if (write === this.read) break;
       let available = u32(write - this.read);
       if (available > capacity)
         throw new RingCorruptError(`the writer claims ${available} unread bytes in a ring of ${capacity}`);
-      while (available > 0) {
+      while (available > 0 && frames < maxFrames) {
         const at = this.read & this.mask;
         const contiguous = Math.min(available, capacity - at);
-        frames += this.take(data, at, at + contiguous);
-        available -= contiguous;
+        const before = this.read;
+        frames += this.take(data, at, at + contiguous, maxFrames - frames);
+        available -= u32(this.read - before);
       }
       Atomics.store(header, READ, this.read | 0);
       if (Atomics.load(header, PRODUCER_WAITING) === 1) {
@@ -240,10 +255,11 @@ export class RingReader {
   }
 
   /**
-   * Consumes data[start, end), advancing the read position before each frame is handed over, so
-   * that a throwing `onFrame` never sees a frame twice. Returns the frames completed.
+   * Consumes data[start, end) up to the end of the `budget`-th frame, advancing the read position
+   * before each frame is handed over, so that a throwing `onFrame` never sees a frame twice.
+   * Returns the frames completed.
    */
-  private take(data: Uint8Array, start: number, end: number): number {
+  private take(data: Uint8Array, start: number, end: number, budget: number): number {
     const base = this.read;
     let at = start;
     let frames = 0;
@@ -252,7 +268,7 @@ export class RingReader {
       frames++;
       this.onFrame(frame);
     };
-    while (at < end) {
+    while (at < end && frames < budget) {
       if (!this.frame) {
         const n = Math.min(4 - this.lengthHave, end - at);
         for (let i = 0; i < n; i++) this.lengthBytes[this.lengthHave + i] = data[at + i]!;
@@ -293,7 +309,7 @@ export class RingReader {
         deliver(done);
       }
     }
-    this.read = u32(base + (end - start));
+    this.read = u32(base + (at - start));
     return frames;
   }
 }

@@ -1,13 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
-import {
-  decodeResult,
-  encodeRun,
-  type FromWorker,
-  type RunRequest,
-  type TaskResult,
-} from '../channel/protocol.js';
+import { decodeResult, encodeRun, type FromWorker, type TaskResult } from '../channel/protocol.js';
 import {
   AbortError,
   type CrashCause,
@@ -221,6 +215,9 @@ interface Slot {
   respawnTimer: NodeJS.Timeout | undefined;
 }
 
+/** The options of a `run()` called without any (shared: nothing to check, nothing to allocate). */
+export const NO_RUN_OPTIONS: RunOptions = Object.freeze({});
+
 /** With `concurrency: 'auto'`: the longest measured task a worker may hold one more task behind. */
 const PREFETCH_MAX_MS = 20;
 
@@ -319,7 +316,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     });
   }
 
-  run(name: string, input?: unknown, options: RunOptions = {}): Promise<unknown> {
+  run(name: string, input?: unknown, options: RunOptions = NO_RUN_OPTIONS): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const refusal = this.refuse(name, options);
       if (refusal) {
@@ -370,7 +367,11 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     if (this.state === 'closing' || this.state === 'closed') return new PoolClosedError('closed');
     if (this.state === 'destroyed') return new PoolClosedError('destroyed');
     if (this.startError) return this.startError;
-    if (isQuarantined(this.supervisor, Date.now()) && this.lastCrash) {
+    if (
+      this.supervisor.quarantinedUntil !== null &&
+      isQuarantined(this.supervisor, Date.now()) &&
+      this.lastCrash
+    ) {
       return new QuarantinedError(this.lastCrash, this.supervisor.quarantinedUntil!);
     }
     if (typeof name !== 'string' || name === '') {
@@ -379,8 +380,10 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         `must be a non-empty string naming a handler; got ${typeof name}`,
       );
     }
-    const optionError = checkRunOptions(options);
-    if (optionError) return optionError;
+    if (options !== NO_RUN_OPTIONS) {
+      const optionError = checkRunOptions(options);
+      if (optionError) return optionError;
+    }
     if (options.signal?.aborted) return new AbortError(name, options.signal.reason);
     if (this.handlerNames && !this.handlerNames.has(name))
       return new UnknownHandlerError(name, [...this.handlerNames]);
@@ -576,16 +579,16 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     const tasks = slot.outbox.filter((t) => !t.settled);
     slot.outbox = [];
     if (tasks.length === 0 || !slot.handle) return;
-    const requests = tasks.map(toRequest);
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
     try {
-      slot.handle.send(encodeRun(requests, this.handlerIndex), transfer);
-      countBatch(this.sentBatches, requests.length);
+      // A Task carries the fields of a RunRequest: no copy per task.
+      slot.handle.send(encodeRun(tasks, this.handlerIndex), transfer);
+      countBatch(this.sentBatches, tasks.length);
     } catch {
       // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
       for (const task of tasks) {
         try {
-          slot.handle.send(encodeRun([toRequest(task)], this.handlerIndex), task.transfer);
+          slot.handle.send(encodeRun([task], this.handlerIndex), task.transfer);
         } catch (err) {
           this.release(slot, task);
           this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
@@ -602,7 +605,12 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     switch (msg.t) {
       case 'results':
         countBatch(this.receivedBatches, msg.ids.length);
-        for (let i = 0; i < msg.ids.length; i++) this.onResult(slot, decodeResult(msg, i));
+        for (let i = 0; i < msg.ids.length; i++) {
+          const sync = msg.sync[i]!;
+          if (msg.ok[i] === 1)
+            this.onValue(slot, msg.ids[i]!, msg.values[i], Number.isNaN(sync) ? undefined : sync);
+          else this.onResult(slot, decodeResult(msg, i));
+        }
         this.pump();
         this.updateRefs();
         return;
@@ -618,6 +626,18 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
       case 'fatal':
         return;
     }
+  }
+
+  /** A task succeeded (the common case, read straight from the batch's columns). */
+  private onValue(slot: Slot, id: number, value: unknown, syncMs: number | undefined): void {
+    const task = slot.inFlight.get(id);
+    if (!task) return;
+    this.release(slot, task);
+    slot.completed++;
+    this.recordSyncTime(task.name, syncMs);
+    if (task.settled) return;
+    this.runTime.recordMs(performance.now() - task.dispatchedAt);
+    this.settleValue(task, value);
   }
 
   private onResult(slot: Slot, result: TaskResult): void {
@@ -1040,10 +1060,6 @@ function countBatch(counter: { messages: number; items: number; max: number }, i
 
 function batchStats(counter: { messages: number; items: number; max: number }): BatchStats {
   return { ...counter, mean: counter.messages === 0 ? 0 : counter.items / counter.messages };
-}
-
-function toRequest(task: Task): RunRequest {
-  return { id: task.id, name: task.name, input: task.input, attempt: task.attempt };
 }
 
 function ids(source: { pid?: number; threadId?: number }): { pid?: number; threadId?: number } {

@@ -3,7 +3,14 @@ import { InvalidOptionError, PoolClosedError, TenantLimitError } from '../errors
 import { describeIsolation, type IsolationReport } from '../sandbox/describe.js';
 import type { Isolation, WorkerSandbox } from '../tiers/tier.js';
 import type { Handler } from '../worker/runtime.js';
-import { type BatchStats, type PoolEvents, type PoolStats, type RunOptions, WorkerGroup } from './group.js';
+import {
+  type BatchStats,
+  NO_RUN_OPTIONS,
+  type PoolEvents,
+  type PoolStats,
+  type RunOptions,
+  WorkerGroup,
+} from './group.js';
 import { type PoolOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { LatencyRecorder } from './stats.js';
 
@@ -88,7 +95,7 @@ export class Pool<H extends object = HandlerMap> extends EventEmitter<PoolEvents
     input: InputOf<H, K>,
     options?: RunOptions,
   ): Promise<OutputOf<H, K>>;
-  run(name: string, input?: unknown, options: RunOptions = {}): Promise<unknown> {
+  run(name: string, input?: unknown, options: RunOptions = NO_RUN_OPTIONS): Promise<unknown> {
     if (this.shared) return this.shared.run(name, input, options);
     if (this.state !== 'open') {
       return Promise.reject(new PoolClosedError(this.state === 'destroyed' ? 'destroyed' : 'closed'));

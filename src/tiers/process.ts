@@ -3,7 +3,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { nativeShm } from '../channel/native.js';
 import type { FromWorker, RingSetup, ToWorker, WorkerData } from '../channel/protocol.js';
-import { processRing } from '../channel/ring-link.js';
+import { LARGE_FRAME_BYTES, type PoolRingEnd, processRing } from '../channel/ring-link.js';
 import { type SerializedError, serializeError } from '../errors.js';
 import { WorkerCgroup } from '../sandbox/cgroup.js';
 import { permissionDirs, sandboxCommand } from '../sandbox/launch.js';
@@ -11,6 +11,14 @@ import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerHandle, WorkerSandbox } from './tier.js';
 
 const entry = workerEntry('process-entry');
+
+function postOnRing(end: PoolRingEnd, msg: ToWorker): boolean {
+  try {
+    return end.post(msg, LARGE_FRAME_BYTES);
+  } catch {
+    return false;
+  }
+}
 
 /** What V8 prints when a process runs out of heap. */
 const OOM_PATTERN = /heap out of memory|Reached heap limit|Allocation failed/;
@@ -243,8 +251,23 @@ export const processTier: Tier = {
         return hostPid ?? child.pid;
       },
       send(msg: ToWorker) {
-        if (end && (msg.t === 'run' || msg.t === 'abort' || msg.t === 'ping')) end.channel.post(msg);
-        else if (child.connected) child.send(msg);
+        if (end) {
+          switch (msg.t) {
+            case 'run':
+              // Large batches go by the IPC channel, which copies them in fewer passes than a ring,
+              // and so does what the ring cannot carry (IPC then clones it, or says why it cannot).
+              if (postOnRing(end, msg)) return;
+              break;
+            case 'abort':
+              // The task may have gone either way, and an abort must not overtake it: send it both ways.
+              end.post(msg);
+              break;
+            case 'ping':
+              end.post(msg);
+              return;
+          }
+        }
+        if (child.connected) child.send(msg);
       },
       kill: killNow,
       stop(graceMs: number) {

@@ -1,11 +1,20 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
-import { type PoolRingEnd, threadRing } from '../channel/ring-link.js';
+import { LARGE_FRAME_BYTES, type PoolRingEnd, threadRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerExit, WorkerHandle } from './tier.js';
 
 const entry = workerEntry('thread-entry');
+
+/** Puts a batch on the ring if it can go there; false: send it by postMessage instead. */
+function postOnRing(end: PoolRingEnd, msg: ToWorker): boolean {
+  try {
+    return end.post(msg, LARGE_FRAME_BYTES);
+  } catch {
+    return false; // not cloneable by V8's serializer: postMessage may manage, or report why not
+  }
+}
 
 /**
  * A `worker_threads` Worker per worker: its own V8 isolate and event loop, the caller's process.
@@ -69,17 +78,17 @@ export const threadTier: Tier = {
         if (!end) return w.postMessage(msg, transfer);
         switch (msg.t) {
           case 'run':
-            // A ring can only copy: a batch that moves objects goes where they can be moved.
-            if (transfer?.length) w.postMessage(msg, transfer);
-            else end.channel.post(msg);
+            // A ring can only copy, and postMessage copies large payloads in fewer passes, and can
+            // clone what V8's serializer cannot (SharedArrayBuffers): those batches go by postMessage.
+            if (transfer?.length || !postOnRing(end, msg)) w.postMessage(msg, transfer);
             return;
           case 'abort':
             // The task may have gone either way, and an abort must not overtake it: send it both ways.
-            end.channel.post(msg);
+            end.post(msg);
             w.postMessage(msg);
             return;
           case 'ping':
-            end.channel.post(msg);
+            end.post(msg);
             return;
           default:
             w.postMessage(msg);

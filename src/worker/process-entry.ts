@@ -1,5 +1,5 @@
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
-import { workerRing } from '../channel/ring-link.js';
+import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -32,13 +32,21 @@ process.on('uncaughtException', (err) => {
 let ring: ReturnType<typeof workerRing> | undefined;
 const runtime = new WorkerRuntime(
   (msg: FromWorker) => {
-    // Results and pongs take the ring; the rest (ready, start errors) the IPC channel.
-    if (ring && (msg.t === 'results' || msg.t === 'pong')) ring.channel.post(msg);
-    else send(msg);
+    // Results and pongs take the ring unless they are large; the rest (ready, start errors) the IPC channel.
+    if (ring && (msg.t === 'results' || msg.t === 'pong') && postOnRing(msg)) return;
+    send(msg);
   },
   () => process.exit(0),
 );
 process.on('message', (msg: ToWorker) => runtime.receive(msg));
+function postOnRing(msg: FromWorker): boolean {
+  try {
+    return ring!.channel.post(msg, LARGE_FRAME_BYTES);
+  } catch {
+    return false; // IPC clones it, or says why it cannot
+  }
+}
+
 let ringError: unknown;
 try {
   if (data.ring) ring = workerRing(data.ring, (msg) => runtime.receive(msg), undefined);

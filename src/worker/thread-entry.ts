@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
-import { workerRing } from '../channel/ring-link.js';
+import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
 import { inheritTsxInThread } from './loaders.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -19,12 +19,20 @@ const ring = data.ring
   : undefined;
 const runtime = new WorkerRuntime(
   (msg: FromWorker, transfer) => {
-    // Results and pongs take the ring, unless they move objects (only postMessage can).
-    if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length) ring.channel.post(msg);
-    else port.postMessage(msg, transfer);
+    // Results and pongs take the ring, unless they move objects, are large, or hold what V8's
+    // serializer cannot clone: postMessage does better with those.
+    if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length && postOnRing(msg)) return;
+    port.postMessage(msg, transfer);
   },
   () => process.exit(0),
 );
+function postOnRing(msg: FromWorker): boolean {
+  try {
+    return ring!.channel.post(msg, LARGE_FRAME_BYTES);
+  } catch {
+    return false;
+  }
+}
 port.on('message', (msg: ToWorker) => {
   if (msg.t === 'bell') ring?.wake();
   else runtime.receive(msg);
