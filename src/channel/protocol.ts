@@ -14,26 +14,33 @@ export interface RunRequest {
 }
 
 /**
+ * A column of numbers: a plain array where the batch is handed over or written into a ring (a typed
+ * array of more than a few elements costs far more to allocate), a typed array where it is cloned
+ * (postMessage, IPC), which clones several times faster. See `forMessageChannel`.
+ */
+export type Column<T extends Float64Array | Uint16Array | Uint8Array> = number[] | T;
+
+/**
  * A batch of tasks, column by column: typed arrays and flat arrays clone several times faster than
  * an array of small objects, and cloning is most of what a batch costs.
  */
 export interface RunBatch {
   t: 'run';
-  ids: Float64Array;
+  ids: Column<Float64Array>;
   /** Index of each task's handler in the list the worker sent with `ready` (strings clone slowly). */
-  handlers: Uint16Array;
+  handlers: Column<Uint16Array>;
   inputs: unknown[];
-  attempts: Uint8Array;
+  attempts: Column<Uint8Array>;
 }
 
 export function encodeRun(tasks: readonly RunRequest[], handlerIndex: ReadonlyMap<string, number>): RunBatch {
   const n = tasks.length;
   const batch: RunBatch = {
     t: 'run',
-    ids: new Float64Array(n),
-    handlers: new Uint16Array(n),
+    ids: new Array<number>(n),
+    handlers: new Array<number>(n),
     inputs: new Array(n),
-    attempts: new Uint8Array(n),
+    attempts: new Array<number>(n),
   };
   for (let i = 0; i < n; i++) {
     const task = tasks[i]!;
@@ -67,21 +74,21 @@ export type TaskResult =
 /** Results, column by column (see RunBatch). A failed task's value is `{ error, kind }`. */
 export interface ResultBatch {
   t: 'results';
-  ids: Float64Array;
-  ok: Uint8Array;
+  ids: Column<Float64Array>;
+  ok: Column<Uint8Array>;
   values: unknown[];
   /** Milliseconds each handler's synchronous part held the worker's thread (NaN: not measured). */
-  sync: Float64Array;
+  sync: Column<Float64Array>;
 }
 
 export function encodeResults(results: readonly TaskResult[]): ResultBatch {
   const n = results.length;
   const batch: ResultBatch = {
     t: 'results',
-    ids: new Float64Array(n),
-    ok: new Uint8Array(n),
+    ids: new Array<number>(n),
+    ok: new Array<number>(n),
     values: new Array(n),
-    sync: new Float64Array(n),
+    sync: new Array<number>(n),
   };
   for (let i = 0; i < n; i++) {
     const r = results[i]!;
@@ -91,6 +98,27 @@ export function encodeResults(results: readonly TaskResult[]): ResultBatch {
     batch.sync[i] = r.s ?? Number.NaN;
   }
   return batch;
+}
+
+/** A message as it should go over postMessage or IPC: batch columns as typed arrays. */
+export function forMessageChannel<M extends ToWorker | FromWorker>(msg: M): M {
+  if (msg.t === 'run' && Array.isArray(msg.ids)) {
+    return {
+      ...msg,
+      ids: Float64Array.from(msg.ids),
+      handlers: Uint16Array.from(msg.handlers),
+      attempts: Uint8Array.from(msg.attempts),
+    };
+  }
+  if (msg.t === 'results' && Array.isArray(msg.ids)) {
+    return {
+      ...msg,
+      ids: Float64Array.from(msg.ids),
+      ok: Uint8Array.from(msg.ok),
+      sync: Float64Array.from(msg.sync),
+    };
+  }
+  return msg;
 }
 
 export function decodeResult(batch: ResultBatch, i: number): TaskResult {

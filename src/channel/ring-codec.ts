@@ -371,10 +371,10 @@ export function decodeToWorker(frame: Uint8Array): ToWorker {
       const n = r.count(12);
       msg = {
         t: 'run',
-        ids: new Float64Array(n),
-        handlers: new Uint16Array(n),
+        ids: new Array<number>(n),
+        handlers: new Array<number>(n),
         inputs: new Array(n),
-        attempts: new Uint8Array(n),
+        attempts: new Array<number>(n),
       };
       for (let i = 0; i < n; i++) {
         msg.ids[i] = r.f64();
@@ -409,10 +409,10 @@ export function decodeFromWorker(frame: Uint8Array): FromWorker {
       const n = r.count(18);
       msg = {
         t: 'results',
-        ids: new Float64Array(n),
-        ok: new Uint8Array(n),
+        ids: new Array<number>(n),
+        ok: new Array<number>(n),
         values: new Array(n),
-        sync: new Float64Array(n),
+        sync: new Array<number>(n),
       };
       for (let i = 0; i < n; i++) {
         msg.ids[i] = r.f64();

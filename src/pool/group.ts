@@ -337,7 +337,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         resolve,
         reject,
         attempt: 1,
-        enqueuedAt: performance.now(),
+        enqueuedAt: 0,
         dispatchedAt: 0,
         expectedMs: 0,
         unmeasured: false,
@@ -349,10 +349,12 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         task.onAbort = () => this.abort(task);
         task.signal.addEventListener('abort', task.onAbort, { once: true });
       }
+      const now = performance.now();
+      task.enqueuedAt = now;
       this.queue.push(task);
       this.queuedCount++;
       this.tenantCount(this.tenantQueued, task.tenant, 1);
-      this.pump();
+      this.pump(now);
       // maxQueue bounds the tasks that wait: one that went to a worker at once never counts against it.
       if (task.slot === undefined && !task.settled && this.queuedCount > this.options.maxQueue) {
         this.dropQueued(task);
@@ -475,7 +477,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
 
   // ---- dispatch ----
 
-  private pump(): void {
+  /** `now`: the clock if the caller just read it (tasks dispatched in one go share one reading). */
+  private pump(now = -1): void {
     while (this.queuedCount > 0) {
       const head = this.queue.peek(this.canServe);
       if (!head) break;
@@ -492,7 +495,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
         this.settleError(task, new UnknownHandlerError(task.name, [...this.handlerNames]));
         continue;
       }
-      this.dispatch(task, slot);
+      if (now < 0) now = performance.now();
+      this.dispatch(task, slot, now);
     }
     if (this.state === 'closing') this.maybeFinishClose();
   }
@@ -543,8 +547,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     this.syncMs.set(name, previous === undefined ? ms : previous + 0.2 * (ms - previous));
   }
 
-  private dispatch(task: Task, slot: Slot): void {
-    const now = performance.now();
+  private dispatch(task: Task, slot: Slot, now: number): void {
     task.slot = slot;
     task.dispatchedAt = now;
     this.queueWait.recordMs(now - task.enqueuedAt);
@@ -605,13 +608,16 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     switch (msg.t) {
       case 'results':
         countBatch(this.receivedBatches, msg.ids.length);
-        for (let i = 0; i < msg.ids.length; i++) {
-          const sync = msg.sync[i]!;
-          if (msg.ok[i] === 1)
-            this.onValue(slot, msg.ids[i]!, msg.values[i], Number.isNaN(sync) ? undefined : sync);
-          else this.onResult(slot, decodeResult(msg, i));
+        {
+          const now = performance.now(); // the results of one batch arrived together
+          for (let i = 0; i < msg.ids.length; i++) {
+            const sync = msg.sync[i]!;
+            if (msg.ok[i] === 1)
+              this.onValue(slot, msg.ids[i]!, msg.values[i], Number.isNaN(sync) ? undefined : sync, now);
+            else this.onResult(slot, decodeResult(msg, i));
+          }
+          this.pump(now);
         }
-        this.pump();
         this.updateRefs();
         return;
       case 'ready':
@@ -629,14 +635,14 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
   }
 
   /** A task succeeded (the common case, read straight from the batch's columns). */
-  private onValue(slot: Slot, id: number, value: unknown, syncMs: number | undefined): void {
+  private onValue(slot: Slot, id: number, value: unknown, syncMs: number | undefined, now: number): void {
     const task = slot.inFlight.get(id);
     if (!task) return;
     this.release(slot, task);
     slot.completed++;
     this.recordSyncTime(task.name, syncMs);
     if (task.settled) return;
-    this.runTime.recordMs(performance.now() - task.dispatchedAt);
+    this.runTime.recordMs(now - task.dispatchedAt);
     this.settleValue(task, value);
   }
 

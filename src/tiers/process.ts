@@ -2,7 +2,13 @@ import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { nativeShm } from '../channel/native.js';
-import type { FromWorker, RingSetup, ToWorker, WorkerData } from '../channel/protocol.js';
+import {
+  type FromWorker,
+  forMessageChannel,
+  type RingSetup,
+  type ToWorker,
+  type WorkerData,
+} from '../channel/protocol.js';
 import { LARGE_FRAME_BYTES, type PoolRingEnd, processRing } from '../channel/ring-link.js';
 import { type SerializedError, serializeError } from '../errors.js';
 import { WorkerCgroup } from '../sandbox/cgroup.js';
@@ -267,7 +273,7 @@ export const processTier: Tier = {
               return;
           }
         }
-        if (child.connected) child.send(msg);
+        if (child.connected) child.send(forMessageChannel(msg));
       },
       kill: killNow,
       stop(graceMs: number) {

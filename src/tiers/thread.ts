@@ -1,5 +1,5 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
 import { LARGE_FRAME_BYTES, type PoolRingEnd, threadRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { workerEntry } from './entry.js';
@@ -75,12 +75,12 @@ export const threadTier: Tier = {
     return {
       threadId: w.threadId,
       send(msg: ToWorker, transfer?: readonly TransferListItem[]) {
-        if (!end) return w.postMessage(msg, transfer);
+        if (!end) return w.postMessage(forMessageChannel(msg), transfer);
         switch (msg.t) {
           case 'run':
             // A ring can only copy, and postMessage copies large payloads in fewer passes, and can
             // clone what V8's serializer cannot (SharedArrayBuffers): those batches go by postMessage.
-            if (transfer?.length || !postOnRing(end, msg)) w.postMessage(msg, transfer);
+            if (transfer?.length || !postOnRing(end, msg)) w.postMessage(forMessageChannel(msg), transfer);
             return;
           case 'abort':
             // The task may have gone either way, and an abort must not overtake it: send it both ways.

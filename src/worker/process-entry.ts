@@ -1,4 +1,4 @@
-import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
 import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { WorkerRuntime } from './runtime.js';
@@ -34,7 +34,7 @@ const runtime = new WorkerRuntime(
   (msg: FromWorker) => {
     // Results and pongs take the ring unless they are large; the rest (ready, start errors) the IPC channel.
     if (ring && (msg.t === 'results' || msg.t === 'pong') && postOnRing(msg)) return;
-    send(msg);
+    send(forMessageChannel(msg));
   },
   () => process.exit(0),
 );

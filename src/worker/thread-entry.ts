@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerData } from '../channel/protocol.js';
+import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
 import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
 import { inheritTsxInThread } from './loaders.js';
 import { WorkerRuntime } from './runtime.js';
@@ -22,7 +22,7 @@ const runtime = new WorkerRuntime(
     // Results and pongs take the ring, unless they move objects, are large, or hold what V8's
     // serializer cannot clone: postMessage does better with those.
     if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length && postOnRing(msg)) return;
-    port.postMessage(msg, transfer);
+    port.postMessage(forMessageChannel(msg), transfer);
   },
   () => process.exit(0),
 );
