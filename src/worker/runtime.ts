@@ -43,7 +43,7 @@ const FLUSH_AFTER_MS = 1;
  * ... and at most this many: the pool can settle (and refill) the first ones while the worker runs
  * the rest of a batch, instead of both sides taking turns.
  */
-const FLUSH_AFTER_RESULTS = 16;
+const FLUSH_AFTER_RESULTS = 32;
 /** Every handler's first tasks are timed; after that one in four, or every one once it is slow. */
 const MEASURE_FIRST = 16;
 const MEASURE_ALWAYS_MS = 0.05;
