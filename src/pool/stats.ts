@@ -24,7 +24,7 @@ function bucketOf(us: number): number {
 }
 
 /** The middle of a bucket's range, in µs. */
-function valueOf(bucket: number): number {
+function middleOf(bucket: number): number {
   if (bucket < EXACT_BELOW) return bucket;
   const exponent = 8 + Math.floor((bucket - EXACT_BELOW) / SUB_BUCKETS);
   const sub = (bucket - EXACT_BELOW) % SUB_BUCKETS;
@@ -57,7 +57,7 @@ export class LatencyRecorder {
     let seen = 0;
     for (let b = 0; b < BUCKETS; b++) {
       seen += this.counts[b]!;
-      if (seen >= rank) return Math.min(valueOf(b), this.maxUs);
+      if (seen >= rank) return Math.min(middleOf(b), this.maxUs);
     }
     return this.maxUs;
   }
