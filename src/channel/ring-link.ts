@@ -24,7 +24,7 @@ function cpuOps(): { cpu?: { current: () => number; yield: () => void } } {
  * Frames larger than this go by the message channel (postMessage, IPC) instead: for large payloads
  * it copies in fewer passes and allocates less, and the ring's edge, no wake-up, matters little.
  */
-export const LARGE_FRAME_BYTES = 256 * 1024;
+export const LARGE_FRAME_BYTES = 64 * 1024;
 
 /** The fds a process worker finds its ring at (stdio slots after the IPC channel at 3). */
 const CHILD_FDS = { memory: 4, toWorker: 5, toPool: 6 } as const;
