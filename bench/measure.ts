@@ -162,15 +162,23 @@ export interface WorkloadTask<I = any> {
   check(got: unknown, sent: I): void;
 }
 
+/**
+ * `payloads`: for each payload workload, distinct byte arrays of the same contents, sent in turn
+ * (the task ignores the input it is given and takes the next one).
+ */
 export function workloadTasks(
   runner: Runner,
-  payloads: Record<'4k' | '1m', Uint8Array>,
+  payloads: Record<'4k' | '1m', readonly Uint8Array[]>,
 ): Record<Workload, WorkloadTask> {
-  const bytes = (w: '4k' | '1m'): WorkloadTask<Uint8Array> => ({
-    task: runner.bytes,
-    input: payloads[w],
-    check: (got, sent) => checkBytes(`echoBytes(${w})`, got, sent),
-  });
+  const bytes = (w: '4k' | '1m'): WorkloadTask<Uint8Array> => {
+    const copies = payloads[w];
+    let next = 0;
+    return {
+      task: () => runner.bytes(copies[next++ % copies.length]!),
+      input: copies[0]!,
+      check: (got, sent) => checkBytes(`echoBytes(${w})`, got, sent),
+    };
+  };
   return {
     tiny: { task: runner.tiny, input: 41, vary: (i) => i, check: (got, x) => check('tiny', got, x + 1) },
     cpu: { task: runner.cpu, input: CPU_ITERATIONS, check: (got) => check('cpu', got, CPU_EXPECTED) },

@@ -303,8 +303,12 @@ async function startPool(c: Contender, workers: number, options: Options): Promi
     const t0 = performance.now();
     if (c.kind === 'pool') {
       const runner = await guard(c.start(workers), LIFECYCLE_TIMEOUT_MS, 'starting the pool');
-      // Allocated once per pool; the pools that copy it send this one every time.
-      const payloads = { '4k': payload(PAYLOAD_BYTES['4k']), '1m': payload(PAYLOAD_BYTES['1m']) };
+      // Allocated once per pool: as many distinct payloads as tasks in flight, sent in turn. Sending
+      // one and the same object every time would flatter batching pools: a structured clone of a
+      // batch copies an object that appears in it several times only once.
+      const copies = (w: '4k' | '1m') =>
+        Array.from({ length: IN_FLIGHT[w] }, () => payload(PAYLOAD_BYTES[w]));
+      const payloads = { '4k': copies('4k'), '1m': copies('1m') };
       adopt({ kind: 'pool', runner, tasks: workloadTasks(runner, payloads) });
       const first = await guard(runner.tiny(41), LIFECYCLE_TIMEOUT_MS, 'the first task', runner.failed);
       live.startMs = performance.now() - t0;
