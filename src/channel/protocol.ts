@@ -100,6 +100,31 @@ export function encodeResults(results: readonly TaskResult[]): ResultBatch {
   return batch;
 }
 
+/** Bytes held at the top level of these values (byte arrays, ArrayBuffers, strings): what makes a batch heavy. */
+export function shallowBytes(values: readonly unknown[]): number {
+  let bytes = 0;
+  for (const v of values) {
+    if (typeof v === 'string') bytes += v.length;
+    else if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) bytes += v.byteLength;
+  }
+  return bytes;
+}
+
+/** Frames above this size go by the message channel rather than a ring (see ring-link.ts). */
+export const HEAVY_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Whether a batch should go one task (or result) per message: when it is heavy and so are its
+ * tasks, on average over 16 KiB each. Then the other side starts on the first while the rest are
+ * still being copied, and IPC need not reassemble one huge message (it does so slowly). A batch of
+ * many small payloads stays whole: one message for all of them is cheaper.
+ */
+export function tooHeavyToBatch(values: readonly unknown[]): boolean {
+  if (values.length < 2) return false;
+  const bytes = shallowBytes(values);
+  return bytes > HEAVY_BATCH_BYTES && bytes / values.length > 16 * 1024;
+}
+
 /** A message as it should go over postMessage or IPC: batch columns as typed arrays. */
 export function forMessageChannel<M extends ToWorker | FromWorker>(msg: M): M {
   if (msg.t === 'run' && Array.isArray(msg.ids)) {

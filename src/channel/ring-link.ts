@@ -7,7 +7,7 @@
 
 import type { ViewMode } from './clone.js';
 import { type DoorbellWatch, type NativeShm, nativeShm } from './native.js';
-import type { FromWorker, RingSetup, ToWorker } from './protocol.js';
+import { type FromWorker, HEAVY_BATCH_BYTES, type RingSetup, type ToWorker } from './protocol.js';
 import { createRing, HEADER_BYTES, type RingMemory, ringOver } from './ring.js';
 import { RingChannel } from './ring-channel.js';
 import { decodeFromWorker, decodeToWorker } from './ring-codec.js';
@@ -24,7 +24,7 @@ function cpuOps(): { cpu?: { current: () => number; yield: () => void } } {
  * Frames larger than this go by the message channel (postMessage, IPC) instead: for large payloads
  * it copies in fewer passes and allocates less, and the ring's edge, no wake-up, matters little.
  */
-export const LARGE_FRAME_BYTES = 64 * 1024;
+export const LARGE_FRAME_BYTES = HEAVY_BATCH_BYTES;
 
 /** The fds a process worker finds its ring at (stdio slots after the IPC channel at 3). */
 const CHILD_FDS = { memory: 4, toWorker: 5, toPool: 6 } as const;

@@ -1,7 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
-import { decodeResult, encodeRun, type FromWorker, type TaskResult } from '../channel/protocol.js';
+import {
+  decodeResult,
+  encodeRun,
+  type FromWorker,
+  type TaskResult,
+  tooHeavyToBatch,
+} from '../channel/protocol.js';
 import {
   AbortError,
   type CrashCause,
@@ -583,22 +589,32 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     slot.outbox = [];
     if (tasks.length === 0 || !slot.handle) return;
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
+    if (this.isolation !== 'inline' && tasks.length > 1 && tooHeavyToBatch(tasks.map((t) => t.input))) {
+      return this.sendEach(slot, tasks);
+    }
     try {
       // A Task carries the fields of a RunRequest: no copy per task.
       slot.handle.send(encodeRun(tasks, this.handlerIndex), transfer);
       countBatch(this.sentBatches, tasks.length);
     } catch {
       // Something in the batch cannot be cloned: send them one by one so only the culprits fail.
-      for (const task of tasks) {
-        try {
-          slot.handle.send(encodeRun([task], this.handlerIndex), task.transfer);
-        } catch (err) {
-          this.release(slot, task);
-          this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
-        }
-      }
-      this.pump();
+      this.sendEach(slot, tasks);
     }
+  }
+
+  private sendEach(slot: Slot, tasks: readonly Task[]): void {
+    let failed = false;
+    for (const task of tasks) {
+      try {
+        slot.handle!.send(encodeRun([task], this.handlerIndex), task.transfer);
+        countBatch(this.sentBatches, 1);
+      } catch (err) {
+        failed = true;
+        this.release(slot, task);
+        this.settleError(task, new SerializationError(task.name, 'input', serializeError(err).message));
+      }
+    }
+    if (failed) this.pump();
   }
 
   // ---- results ----

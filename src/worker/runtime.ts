@@ -1,6 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import type { TransferListItem } from 'node:worker_threads';
-import { encodeResults, type FromWorker, type TaskResult, type ToWorker } from '../channel/protocol.js';
+import {
+  encodeResults,
+  type FromWorker,
+  type TaskResult,
+  type ToWorker,
+  tooHeavyToBatch,
+} from '../channel/protocol.js';
 import { serializeError } from '../errors.js';
 import { unwrapMoved } from './move.js';
 
@@ -205,6 +211,10 @@ export class WorkerRuntime {
     this.outbox = [];
     this.outboxTransfer = [];
     const transfer = transfers.length > 0 ? transfers.flatMap((t) => t ?? []) : undefined;
+    if (results.length > 1 && tooHeavyToBatch(results.map((r) => (r.ok ? r.value : undefined)))) {
+      for (const [i, result] of results.entries()) this.postOne(result, transfers[i]);
+      return;
+    }
     try {
       this.post(encodeResults(results), transfer);
     } catch {
