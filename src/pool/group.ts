@@ -590,7 +590,8 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     if (tasks.length === 0 || !slot.handle) return;
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
     if (this.isolation !== 'inline' && tasks.length > 1 && tooHeavyToBatch(tasks.map((t) => t.input))) {
-      return this.sendEach(slot, tasks);
+      this.sendEach(slot, tasks);
+      return;
     }
     try {
       // A Task carries the fields of a RunRequest: no copy per task.
