@@ -26,6 +26,19 @@ function cpuOps(): { cpu?: { current: () => number; yield: () => void } } {
  */
 export const LARGE_FRAME_BYTES = HEAVY_BATCH_BYTES;
 
+/**
+ * Puts a message on the ring if it belongs there. False when it does not: its frame would be over
+ * LARGE_FRAME_BYTES, or it holds what the ring cannot carry exactly; the caller then sends it by
+ * the message channel, which clones it or says why it cannot.
+ */
+export function offerToRing<M>(post: (msg: M, maxBytes: number) => boolean, msg: M): boolean {
+  try {
+    return post(msg, LARGE_FRAME_BYTES);
+  } catch {
+    return false;
+  }
+}
+
 /** The fds a process worker finds its ring at (stdio slots after the IPC channel at 3). */
 const CHILD_FDS = { memory: 4, toWorker: 5, toPool: 6 } as const;
 

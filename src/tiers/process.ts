@@ -9,7 +9,7 @@ import {
   type ToWorker,
   type WorkerData,
 } from '../channel/protocol.js';
-import { LARGE_FRAME_BYTES, type PoolRingEnd, processRing } from '../channel/ring-link.js';
+import { offerToRing, processRing } from '../channel/ring-link.js';
 import { type SerializedError, serializeError } from '../errors.js';
 import { WorkerCgroup } from '../sandbox/cgroup.js';
 import { permissionDirs, sandboxCommand } from '../sandbox/launch.js';
@@ -17,14 +17,6 @@ import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerHandle, WorkerSandbox } from './tier.js';
 
 const entry = workerEntry('process-entry');
-
-function postOnRing(end: PoolRingEnd, msg: ToWorker): boolean {
-  try {
-    return end.post(msg, LARGE_FRAME_BYTES);
-  } catch {
-    return false;
-  }
-}
 
 /** What V8 prints when a process runs out of heap. */
 const OOM_PATTERN = /heap out of memory|Reached heap limit|Allocation failed/;
@@ -262,7 +254,7 @@ export const processTier: Tier = {
             case 'run':
               // Large batches go by the IPC channel, which copies them in fewer passes than a ring,
               // and so does what the ring cannot carry (IPC then clones it, or says why it cannot).
-              if (postOnRing(end, msg)) return;
+              if (offerToRing(end.post, msg)) return;
               break;
             case 'abort':
               // The task may have gone either way, and an abort must not overtake it: send it both ways.

@@ -1,20 +1,11 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
 import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
-import { LARGE_FRAME_BYTES, type PoolRingEnd, threadRing } from '../channel/ring-link.js';
+import { offerToRing, type PoolRingEnd, threadRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerExit, WorkerHandle } from './tier.js';
 
 const entry = workerEntry('thread-entry');
-
-/** Puts a batch on the ring if it can go there; false: send it by postMessage instead. */
-function postOnRing(end: PoolRingEnd, msg: ToWorker): boolean {
-  try {
-    return end.post(msg, LARGE_FRAME_BYTES);
-  } catch {
-    return false; // not cloneable by V8's serializer: postMessage may manage, or report why not
-  }
-}
 
 /**
  * A `worker_threads` Worker per worker: its own V8 isolate and event loop, the caller's process.
@@ -80,7 +71,8 @@ export const threadTier: Tier = {
           case 'run':
             // A ring can only copy, and postMessage copies large payloads in fewer passes, and can
             // clone what V8's serializer cannot (SharedArrayBuffers): those batches go by postMessage.
-            if (transfer?.length || !postOnRing(end, msg)) w.postMessage(forMessageChannel(msg), transfer);
+            if (transfer?.length || !offerToRing(end.post, msg))
+              w.postMessage(forMessageChannel(msg), transfer);
             return;
           case 'abort':
             // The task may have gone either way, and an abort must not overtake it: send it both ways.

@@ -1,5 +1,5 @@
 import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
-import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
+import { offerToRing, workerRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -33,20 +33,17 @@ let ring: ReturnType<typeof workerRing> | undefined;
 const runtime = new WorkerRuntime(
   (msg: FromWorker) => {
     // Results and pongs take the ring unless they are large; the rest (ready, start errors) the IPC channel.
-    if (ring && (msg.t === 'results' || msg.t === 'pong') && postOnRing(msg)) return;
+    if (
+      ring &&
+      (msg.t === 'results' || msg.t === 'pong') &&
+      offerToRing(ring.channel.post.bind(ring.channel), msg)
+    )
+      return;
     send(forMessageChannel(msg));
   },
   () => process.exit(0),
 );
 process.on('message', (msg: ToWorker) => runtime.receive(msg));
-function postOnRing(msg: FromWorker): boolean {
-  try {
-    return ring!.channel.post(msg, LARGE_FRAME_BYTES);
-  } catch {
-    return false; // IPC clones it, or says why it cannot
-  }
-}
-
 let ringError: unknown;
 try {
   if (data.ring) ring = workerRing(data.ring, (msg) => runtime.receive(msg), undefined);

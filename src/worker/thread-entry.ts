@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
-import { LARGE_FRAME_BYTES, workerRing } from '../channel/ring-link.js';
+import { offerToRing, workerRing } from '../channel/ring-link.js';
 import { inheritTsxInThread } from './loaders.js';
 import { WorkerRuntime } from './runtime.js';
 
@@ -21,18 +21,17 @@ const runtime = new WorkerRuntime(
   (msg: FromWorker, transfer) => {
     // Results and pongs take the ring, unless they move objects, are large, or hold what V8's
     // serializer cannot clone: postMessage does better with those.
-    if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length && postOnRing(msg)) return;
+    if (
+      ring &&
+      (msg.t === 'results' || msg.t === 'pong') &&
+      !transfer?.length &&
+      offerToRing(ring.channel.post.bind(ring.channel), msg)
+    )
+      return;
     port.postMessage(forMessageChannel(msg), transfer);
   },
   () => process.exit(0),
 );
-function postOnRing(msg: FromWorker): boolean {
-  try {
-    return ring!.channel.post(msg, LARGE_FRAME_BYTES);
-  } catch {
-    return false;
-  }
-}
 port.on('message', (msg: ToWorker) => {
   if (msg.t === 'bell') ring?.wake();
   else runtime.receive(msg);
