@@ -6,8 +6,8 @@
  * Every other pool is alive but idle meanwhile and is counted too; an idle pool costs about
  * nothing (isolane's ring pools poll for ~50 µs after their last activity, then sleep).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { currentTid, processCpuNs } from '../src/lab/cpu.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { childPids as childPidsOnLinux, currentTid, processCpuNs } from '../src/lab/cpu.js';
 
 export const CPU_TIME_AVAILABLE = process.platform === 'linux' && existsSync('/proc/self/task');
 
@@ -29,19 +29,7 @@ export interface CpuSpent {
 
 /** Live child processes of this process (Linux; elsewhere undefined). */
 export function childPids(): number[] | undefined {
-  if (process.platform !== 'linux') return undefined;
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === process.pid && fields[0] !== 'Z') pids.push(Number(entry));
-    } catch {
-      // it ended while we looked
-    }
-  }
-  return pids;
+  return process.platform === 'linux' ? childPidsOnLinux() : undefined;
 }
 
 function callerNs(): number {

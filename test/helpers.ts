@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createPool, type Isolation, type Pool, type PoolOptions } from '../src/index.js';
 import type * as fixtures from './fixtures/handlers.js';
@@ -45,23 +45,7 @@ export async function withPool<T>(
 }
 
 /** Pids of the live child processes of this process. */
-export function childPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Fields after the command name, which is in parentheses and may contain spaces.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const state = fields[0];
-      const ppid = Number(fields[1]);
-      if (ppid === process.pid && state !== 'Z') pids.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
-}
+export { childPids } from '../src/lab/cpu.js';
 
 /** Threads of this process (the main thread, libuv's, V8's and any worker threads). */
 export function threadCount(): number {

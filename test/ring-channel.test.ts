@@ -31,7 +31,6 @@ async function startPeer(
   const broken: Error[] = [];
   let worker: Worker | undefined;
   const { setup, end } = threadRing(
-    spinUs,
     () => worker?.postMessage({ t: 'bell' }),
     {
       spinUs,

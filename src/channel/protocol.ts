@@ -100,14 +100,11 @@ export function encodeResults(results: readonly TaskResult[]): ResultBatch {
   return batch;
 }
 
-/** Bytes held at the top level of these values (byte arrays, ArrayBuffers, strings): what makes a batch heavy. */
-export function shallowBytes(values: readonly unknown[]): number {
-  let bytes = 0;
-  for (const v of values) {
-    if (typeof v === 'string') bytes += v.length;
-    else if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) bytes += v.byteLength;
-  }
-  return bytes;
+/** Bytes a value holds at its top level (a byte array, an ArrayBuffer, a string): what makes a batch heavy. */
+function shallowBytes(v: unknown): number {
+  if (typeof v === 'string') return v.length;
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v.byteLength;
+  return 0;
 }
 
 /** Frames above this size go by the message channel rather than a ring (see ring-link.ts). */
@@ -119,10 +116,11 @@ export const HEAVY_BATCH_BYTES = 64 * 1024;
  * still being copied, and IPC need not reassemble one huge message (it does so slowly). A batch of
  * many small payloads stays whole: one message for all of them is cheaper.
  */
-export function tooHeavyToBatch(values: readonly unknown[]): boolean {
-  if (values.length < 2) return false;
-  const bytes = shallowBytes(values);
-  return bytes > HEAVY_BATCH_BYTES && bytes / values.length > 16 * 1024;
+export function tooHeavyToBatch<T>(items: readonly T[], payloadOf: (item: T) => unknown): boolean {
+  if (items.length < 2) return false;
+  let bytes = 0;
+  for (const item of items) bytes += shallowBytes(payloadOf(item));
+  return bytes > HEAVY_BATCH_BYTES && bytes / items.length > 16 * 1024;
 }
 
 /** A message as it should go over postMessage or IPC: batch columns as typed arrays. */

@@ -115,7 +115,6 @@ function poolEnd(
  * only when the native addon is not there.
  */
 export function threadRing(
-  spinUs: number,
   postBell: () => void,
   o: PoolEndOptions,
   /** Doorbells: eventfds when the addon is there (faster to ring and to watch), else port messages. */
@@ -129,7 +128,7 @@ export function threadRing(
   const setup: RingSetup = {
     kind: 'thread',
     bytes: RING_BYTES,
-    spinUs,
+    spinUs: o.spinUs,
     toWorker: toWorker.header.buffer as SharedArrayBuffer,
     toPool: toPool.header.buffer as SharedArrayBuffer,
     ...(bells ? { bells } : {}),
@@ -156,7 +155,6 @@ export function threadRing(
  * the mapping stays).
  */
 export function processRing(
-  spinUs: number,
   o: PoolEndOptions,
   shm: NativeShm,
 ): { setup: RingSetup; stdio: [number, number, number]; spawned(): void; end: PoolRingEnd } {
@@ -185,7 +183,7 @@ export function processRing(
     o,
   );
   return {
-    setup: { kind: 'process', bytes: RING_BYTES, spinUs, fds: CHILD_FDS },
+    setup: { kind: 'process', bytes: RING_BYTES, spinUs: o.spinUs, fds: CHILD_FDS },
     stdio: [memory.fd, toWorkerBell, toPoolBell],
     spawned: closeMemfd,
     end,
@@ -197,7 +195,7 @@ export function workerRing(
   setup: RingSetup,
   onMessage: (msg: ToWorker) => void,
   postBell: (() => void) | undefined,
-): { channel: RingChannel<ToWorker>; wake(): void } {
+): { post(msg: FromWorker, maxBytes?: number): boolean; wake(): void } {
   let toWorker: RingMemory;
   let toPool: RingMemory;
   let ringPool: () => void;
@@ -244,5 +242,5 @@ export function workerRing(
     ...cpuOps(),
   });
   watchWorker?.(() => channel.wake());
-  return { channel, wake: () => channel.wake() };
+  return { post: (msg, maxBytes) => channel.post(msg, maxBytes), wake: () => channel.wake() };
 }

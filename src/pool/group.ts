@@ -589,7 +589,7 @@ export class WorkerGroup extends EventEmitter<PoolEvents> {
     slot.outbox = [];
     if (tasks.length === 0 || !slot.handle) return;
     const transfer = tasks.some((t) => t.transfer) ? tasks.flatMap((t) => t.transfer ?? []) : undefined;
-    if (this.isolation !== 'inline' && tasks.length > 1 && tooHeavyToBatch(tasks.map((t) => t.input))) {
+    if (this.isolation !== 'inline' && tasks.length > 1 && tooHeavyToBatch(tasks, taskInput)) {
       this.sendEach(slot, tasks);
       return;
     }
@@ -1083,6 +1083,10 @@ function countBatch(counter: { messages: number; items: number; max: number }, i
 
 function batchStats(counter: { messages: number; items: number; max: number }): BatchStats {
   return { ...counter, mean: counter.messages === 0 ? 0 : counter.items / counter.messages };
+}
+
+function taskInput(task: Task): unknown {
+  return task.input;
 }
 
 function ids(source: { pid?: number; threadId?: number }): { pid?: number; threadId?: number } {

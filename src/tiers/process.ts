@@ -144,7 +144,6 @@ export const processTier: Tier = {
           "isolane: channel 'ring' on the process tier needs the native addon, which did not load",
         );
       ring = processRing(
-        options.spinUs ?? 0,
         {
           spinUs: options.spinUs ?? 0,
           onMessage: (msg) => events.message(msg),

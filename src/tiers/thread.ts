@@ -1,6 +1,6 @@
 import { type TransferListItem, Worker } from 'node:worker_threads';
 import { type FromWorker, forMessageChannel, type ToWorker, type WorkerData } from '../channel/protocol.js';
-import { offerToRing, type PoolRingEnd, threadRing } from '../channel/ring-link.js';
+import { offerToRing, threadRing } from '../channel/ring-link.js';
 import { serializeError } from '../errors.js';
 import { workerEntry } from './entry.js';
 import type { SpawnOptions, Tier, WorkerEvents, WorkerExit, WorkerHandle } from './tier.js';
@@ -17,37 +17,31 @@ export const threadTier: Tier = {
   spawn(options: SpawnOptions, events: WorkerEvents): WorkerHandle {
     let exit: Pick<WorkerExit, 'error' | 'oom' | 'protocol'> = { oom: false };
     let worker: Worker | undefined;
-    const ring: { setup?: WorkerData['ring']; end?: PoolRingEnd } = {};
-    if (options.channel === 'ring') {
-      const made = threadRing(
-        options.spinUs ?? 0,
-        () => worker?.postMessage({ t: 'bell' } satisfies ToWorker),
-        {
-          spinUs: options.spinUs ?? 0,
-          onMessage: (msg) => events.message(msg),
-          onBroken: (error) => {
-            exit = { ...exit, protocol: serializeError(error) };
-            void worker?.terminate();
-          },
-        },
-      );
-      ring.setup = made.setup;
-      ring.end = made.end;
-    }
+    const ring =
+      options.channel === 'ring'
+        ? threadRing(() => worker?.postMessage({ t: 'bell' } satisfies ToWorker), {
+            spinUs: options.spinUs ?? 0,
+            onMessage: (msg) => events.message(msg),
+            onBroken: (error) => {
+              exit = { ...exit, protocol: serializeError(error) };
+              void worker?.terminate();
+            },
+          })
+        : undefined;
+    const end = ring?.end;
     try {
       worker = new Worker(entry, {
         workerData: {
           handlers: options.handlers,
-          ...(ring.setup ? { ring: ring.setup } : {}),
+          ...(ring ? { ring: ring.setup } : {}),
         } satisfies WorkerData,
         ...(options.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: options.maxHeapMb } } : {}),
       });
     } catch (err) {
-      ring.end?.close();
+      end?.close();
       throw err;
     }
     const w = worker;
-    const end = ring.end;
     let stopTimer: NodeJS.Timeout | undefined;
     w.on('message', (msg: FromWorker) => {
       if (msg.t === 'bell') end?.wake();

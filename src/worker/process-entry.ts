@@ -33,12 +33,7 @@ let ring: ReturnType<typeof workerRing> | undefined;
 const runtime = new WorkerRuntime(
   (msg: FromWorker) => {
     // Results and pongs take the ring unless they are large; the rest (ready, start errors) the IPC channel.
-    if (
-      ring &&
-      (msg.t === 'results' || msg.t === 'pong') &&
-      offerToRing(ring.channel.post.bind(ring.channel), msg)
-    )
-      return;
+    if (ring && (msg.t === 'results' || msg.t === 'pong') && offerToRing(ring.post, msg)) return;
     send(forMessageChannel(msg));
   },
   () => process.exit(0),

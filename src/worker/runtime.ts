@@ -211,7 +211,7 @@ export class WorkerRuntime {
     this.outbox = [];
     this.outboxTransfer = [];
     const transfer = transfers.length > 0 ? transfers.flatMap((t) => t ?? []) : undefined;
-    if (results.length > 1 && tooHeavyToBatch(results.map((r) => (r.ok ? r.value : undefined)))) {
+    if (results.length > 1 && tooHeavyToBatch(results, resultValue)) {
       for (const [i, result] of results.entries()) this.postOne(result, transfers[i]);
       return;
     }
@@ -232,6 +232,10 @@ export class WorkerRuntime {
       );
     }
   }
+}
+
+function resultValue(r: TaskResult): unknown {
+  return r.ok ? r.value : undefined;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

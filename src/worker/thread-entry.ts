@@ -21,12 +21,7 @@ const runtime = new WorkerRuntime(
   (msg: FromWorker, transfer) => {
     // Results and pongs take the ring, unless they move objects, are large, or hold what V8's
     // serializer cannot clone: postMessage does better with those.
-    if (
-      ring &&
-      (msg.t === 'results' || msg.t === 'pong') &&
-      !transfer?.length &&
-      offerToRing(ring.channel.post.bind(ring.channel), msg)
-    )
+    if (ring && (msg.t === 'results' || msg.t === 'pong') && !transfer?.length && offerToRing(ring.post, msg))
       return;
     port.postMessage(forMessageChannel(msg), transfer);
   },

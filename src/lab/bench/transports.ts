@@ -238,23 +238,45 @@ async function sabWorker(data: ReturnType<typeof createSab>): Promise<{ worker: 
   return { worker, tid };
 }
 
-function sabTransport(id: string, sleep: boolean, description: string): Transport {
+/** A started shared-memory peer: the cell it shares, where it runs, and how to stop it. */
+interface SharedMemoryPeer {
+  cell: SabPeerData;
+  /** The thread (or, with `process`, the process) to pin and to read the placement of. */
+  id: number;
+  /** A peer process: pinned with all its threads, and its CPU counted besides this process's. */
+  process: boolean;
+  stop(): Promise<unknown>;
+}
+
+/**
+ * A shared-memory transport, measured the same way whoever is at the far end: ping-pong on the
+ * control cell, then one way through the ring, one and `plan.batch` messages per publish.
+ */
+function sharedMemoryTransport(
+  id: string,
+  kind: 'thread' | 'process',
+  description: string,
+  start: (size: Size, phase: SabPeerData['phase']) => Promise<SharedMemoryPeer>,
+): Transport {
   return {
     id,
-    kind: 'thread',
+    kind,
     description,
     async measure(size, plan) {
       const cpus = cpusFor(plan);
       if (cpus) pin(mainTid, cpus.caller);
-      // Ping-pong.
-      const cell = createSab(size, sleep, 'pingpong');
-      const { worker, tid } = await sabWorker(cell);
+      const place = (peer: SharedMemoryPeer) => {
+        if (cpus) pin(peer.id, cpus.peer, peer.process);
+      };
+      const cpuNs = (peer: SharedMemoryPeer) =>
+        processCpuNs('self') + (peer.process ? processCpuNs(peer.id) : 0);
       let rtt: TransportResult['rtt'];
-      let idle: number[] = [];
+      const idle: number[] = [];
       let cores: TransportResult['cores'];
+      const ping = await start(size, 'pingpong');
       try {
-        if (cpus) pin(tid, cpus.peer);
-        const pinger = new SabPinger(cell);
+        place(ping);
+        const pinger = new SabPinger(ping.cell);
         blockedSamplesSync(() => pinger.roundTrip(), Math.min(100, plan.rttMs / 4)); // warm-up
         const s = blockedSamplesSync(() => pinger.roundTrip(), plan.rttMs, 2_000);
         rtt = summarize(s.samplesUs, s.block);
@@ -264,36 +286,32 @@ function sabTransport(id: string, sleep: boolean, description: string): Transpor
           pinger.roundTrip();
           idle.push((performance.now() - t0) * 1000);
         }
-        cores = placement(plan, tid);
+        cores = placement(plan, ping.id);
         pinger.stop();
       } finally {
-        await worker.terminate();
+        await ping.stop();
       }
-      // One way through the ring.
       const oneWay: Throughput[] = [];
       for (const batch of [1, plan.batch]) {
-        const ring = createSab(size, sleep, 'stream');
-        const peer = await sabWorker(ring);
+        const peer = await start(size, 'stream');
         try {
-          if (cpus) pin(peer.tid, cpus.peer);
-          const cpu0 = processCpuNs('self');
-          const r = produce(ring, plan.streamMs, batch);
-          const cpuNs = processCpuNs('self') - cpu0;
+          place(peer);
+          const cpu0 = cpuNs(peer);
+          const r = produce(peer.cell, plan.streamMs, batch);
           oneWay.push({
             batch,
             messagesPerSec: r.messages / (r.elapsedMs / 1000),
-            cpuUsPerMessage: cpuNs / 1000 / r.messages,
+            cpuUsPerMessage: (cpuNs(peer) - cpu0) / 1000 / r.messages,
           });
         } finally {
-          await peer.worker.terminate();
+          await peer.stop();
         }
       }
-      if (plan.idleCount === 0) idle = [];
       return {
         transport: id,
-        kind: 'thread',
+        kind,
         size,
-        bytes: size === '4k' ? 4096 : 4,
+        bytes: slotBytes(size),
         rtt,
         idleRtt: idle.length ? { p50Us: percentile(idle, 50), samples: idle.length } : null,
         oneWay,
@@ -301,6 +319,14 @@ function sabTransport(id: string, sleep: boolean, description: string): Transpor
       };
     },
   };
+}
+
+function sabTransport(id: string, sleep: boolean, description: string): Transport {
+  return sharedMemoryTransport(id, 'thread', description, async (size, phase) => {
+    const cell = createSab(size, sleep, phase);
+    const { worker, tid } = await sabWorker(cell);
+    return { cell, id: tid, process: false, stop: () => worker.terminate() };
+  });
 }
 
 const SHM_PEER = new URL('./peer-shm.js', import.meta.url);
@@ -353,63 +379,15 @@ async function shmPeer(size: Size, phase: SabPeerData['phase']) {
   }
 }
 
-const shmTransport: Transport = {
-  id: 'shm-poll',
-  kind: 'process',
-  description: 'shared memory between two processes (memfd mapped by both, native addon), both ends spin',
-  async measure(size, plan) {
-    const cpus = cpusFor(plan);
-    if (cpus) pin(mainTid, cpus.caller);
-    let rtt: TransportResult['rtt'];
-    const idle: number[] = [];
-    let cores: TransportResult['cores'];
-    const ping = await shmPeer(size, 'pingpong');
-    try {
-      if (cpus) pin(ping.pid, cpus.peer, true);
-      const pinger = new SabPinger(ping.cell);
-      blockedSamplesSync(() => pinger.roundTrip(), Math.min(100, plan.rttMs / 4));
-      const s = blockedSamplesSync(() => pinger.roundTrip(), plan.rttMs, 2_000);
-      rtt = summarize(s.samplesUs, s.block);
-      for (let i = 0; i < plan.idleCount; i++) {
-        await new Promise((r) => setTimeout(r, plan.idleGapMs));
-        const t0 = performance.now();
-        pinger.roundTrip();
-        idle.push((performance.now() - t0) * 1000);
-      }
-      cores = placement(plan, ping.pid);
-      pinger.stop();
-    } finally {
-      await ping.stop();
-    }
-    const oneWay: Throughput[] = [];
-    for (const batch of [1, plan.batch]) {
-      const peer = await shmPeer(size, 'stream');
-      try {
-        if (cpus) pin(peer.pid, cpus.peer, true);
-        const cpu0 = processCpuNs('self') + processCpuNs(peer.pid);
-        const r = produce(peer.cell, plan.streamMs, batch);
-        const cpuNs = processCpuNs('self') + processCpuNs(peer.pid) - cpu0;
-        oneWay.push({
-          batch,
-          messagesPerSec: r.messages / (r.elapsedMs / 1000),
-          cpuUsPerMessage: cpuNs / 1000 / r.messages,
-        });
-      } finally {
-        await peer.stop();
-      }
-    }
-    return {
-      transport: 'shm-poll',
-      kind: 'process',
-      size,
-      bytes: slotBytes(size),
-      rtt,
-      idleRtt: idle.length ? { p50Us: percentile(idle, 50), samples: idle.length } : null,
-      oneWay,
-      cores,
-    };
+const shmTransport = sharedMemoryTransport(
+  'shm-poll',
+  'process',
+  'shared memory between two processes (memfd mapped by both, native addon), both ends spin',
+  async (size, phase) => {
+    const peer = await shmPeer(size, phase);
+    return { cell: peer.cell, id: peer.pid, process: true, stop: peer.stop };
   },
-};
+);
 
 const POOL_HANDLERS = new URL('./pool-handlers.js', import.meta.url);
 
